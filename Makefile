@@ -1,0 +1,40 @@
+# Socle task runner. `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := uv
+export PATH := $(HOME)/.local/bin:$(PATH)
+
+.PHONY: help install up down test lint format test-only helm-lint clean
+
+help: ## List every target with what it does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Install uv and every Python dependency of the workspace (uv sync, locked)
+	@infra/scripts/ensure-uv.sh
+	@$(UV) sync --frozen --quiet
+
+up: install ## Run the whole platform locally with a demo EPCI (Ctrl-C or `make down` stops it)
+	@$(UV) run --frozen socle-stack up
+
+down: ## Stop a platform started by `make up`
+	@$(UV) run --frozen socle-stack down
+
+lint: install ## ruff (lint + format check) and mypy (strict for the core)
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen ruff format --check .
+	@$(UV) run --frozen mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	@$(UV) run --frozen ruff format .
+	@$(UV) run --frozen ruff check --fix .
+
+test: install ## Install what the tests need, then lint and run the whole suite on real servers
+	@infra/scripts/ensure-system-packages.sh
+	@$(MAKE) --no-print-directory lint
+	@$(UV) run --frozen pytest
+
+test-only: install ## Run pytest only (pass ARGS="-k ..." to select)
+	@$(UV) run --frozen pytest $(ARGS)
+
+clean: ## Remove the local platform's state (.socle/: database, Keycloak instance, logs)
+	@rm -rf .socle

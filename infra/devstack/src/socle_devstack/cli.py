@@ -1,0 +1,198 @@
+"""``socle-stack up | down | status``: the local platform in one command.
+
+``up`` runs in the foreground and stops everything it started on Ctrl-C; ``down`` stops a
+stack started from another terminal (it reads the process list ``up`` leaves behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from socle_devstack.demo import seed_demo
+from socle_devstack.postgres import PostgresServer
+from socle_devstack.processes import port_is_free, stop_group
+from socle_devstack.stack import (
+    DEFAULT_PORTS,
+    REPO_ROOT,
+    SERVICES,
+    Credentials,
+    Database,
+    ServiceProcess,
+    migrate,
+    provision,
+    service_env,
+    start_keycloak,
+    start_postgres,
+)
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(f"SOCLE_{name}_PORT", default))
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("SOCLE_STATE_DIR", REPO_ROOT / ".socle"))
+
+
+def _say(message: str) -> None:
+    print(f"[socle] {message}", flush=True)  # noqa: T201
+
+
+def up() -> int:
+    started = time.monotonic()
+    state = state_dir()
+    pids_file = state / "pids.json"
+    if pids_file.exists():
+        _say(f"a stack seems to be running already ({pids_file}); run `make down` first")
+        return 1
+    ports = {s: _port(s.upper(), p) for s, p in DEFAULT_PORTS.items()}
+    kc_port, kc_mgmt = _port("KEYCLOAK", 8180), _port("KEYCLOAK_MANAGEMENT", 9180)
+    busy = [f"{n}={p}" for n, p in [*ports.items(), ("keycloak", kc_port)] if not port_is_free(p)]
+    if busy:
+        _say("ports already in use: " + ", ".join(busy) + " (set SOCLE_<NAME>_PORT to move them)")
+        return 1
+    credentials = Credentials.load_or_create(state / "secrets.json")
+    processes: dict[str, int] = {"supervisor": os.getpid()}
+    postgres: PostgresServer | None = None
+    services: list[ServiceProcess] = []
+    keycloak = None
+
+    def stop_all(*_: object) -> None:
+        _say("stopping...")
+        for service in services:
+            service.stop()
+        if keycloak is not None:
+            keycloak.stop()
+        if postgres is not None:
+            postgres.stop()
+        pids_file.unlink(missing_ok=True)
+        _say("stopped")
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        external = os.environ.get("SOCLE_DATABASE_URL")
+        if external:
+            parts = urlsplit(external)
+            database = Database(parts.hostname or "127.0.0.1", parts.port or 5432, external, credentials)
+            _say(f"using the existing PostgreSQL at {parts.hostname}:{parts.port or 5432}")
+        else:
+            source = os.environ.get("SOCLE_POSTGRES", "embedded")
+            pg_port = _port("POSTGRES", 55432)
+            _say(f"starting PostgreSQL ({source}) on port {pg_port}")
+            postgres = start_postgres(state, pg_port, source)
+            database = Database("127.0.0.1", pg_port, postgres.admin_dsn, credentials)
+        provision(database)
+        _say(f"starting Keycloak on port {kc_port} (log: {state / 'logs' / 'keycloak.log'})")
+        console_url = f"http://localhost:{ports['console']}"
+        keycloak = start_keycloak(state, kc_port, kc_mgmt, console_url, credentials)
+        assert keycloak.process is not None
+        processes["keycloak"] = keycloak.process.pid
+        issuer = keycloak.issuer
+        for service in SERVICES:
+            _say(f"migrating {service}")
+            migrate(service, service_env(service, database, issuer), state / "logs" / f"migrate-{service}.log")
+        for service in SERVICES:
+            process = ServiceProcess(service, ports[service], state / "logs" / f"{service}.log")
+            process.start(service_env(service, database, issuer, extra=_extra_env(service, ports, keycloak.url, credentials)))
+            services.append(process)
+            assert process.process is not None
+            processes[service] = process.process.pid
+        pids_file.write_text(json.dumps({"pids": processes, "postgres_data": str(postgres.data_dir) if postgres else None,
+                                         "postgres_bin": str(postgres.bin_dir) if postgres else None}))
+        for process in services:
+            process.wait_ready()
+        logins = seed_demo(keycloak, credentials)
+        _banner(ports, keycloak.url, logins, time.monotonic() - started, state)
+        while True:
+            time.sleep(1)
+            for process in services:
+                if process.process is not None and process.process.poll() is not None:
+                    raise RuntimeError(f"service {process.service} exited; see {process.log_file}")
+    except KeyboardInterrupt:
+        stop_all()
+        return 0
+    except Exception as exc:
+        _say(f"error: {exc}")
+        stop_all()
+        return 1
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _extra_env(service: str, ports: dict[str, int], keycloak_url: str, credentials: Credentials) -> dict[str, str]:
+    if service == "console":
+        return {f"SOCLE_CONSOLE_SERVICE_URLS": json.dumps({s: f"http://127.0.0.1:{p}" for s, p in ports.items() if s != "console"})}
+    return {}
+
+
+def _banner(ports: dict[str, int], keycloak_url: str, logins: list[tuple[str, str, str]], elapsed: float, state: Path) -> None:
+    lines = [
+        "",
+        f"Socle is ready ({elapsed:.0f} s). Ctrl-C or `make down` stops everything.",
+        "",
+        f"  console      http://localhost:{ports['console']}/",
+    ]
+    lines += [f"  {s:<12} http://localhost:{ports[s]}/schema   (health: /health/ready)" for s in SERVICES if s != "console"]
+    lines += [f"  keycloak     {keycloak_url}/admin/   (realm: socle)", "", "Demo logins (realm socle):"]
+    lines += [f"  {user:<34} {password:<28} {what}" for user, password, what in logins]
+    lines += ["", f"Logs: {state / 'logs'}/<process>.log", ""]
+    print("\n".join(lines), flush=True)  # noqa: T201
+
+
+def down() -> int:
+    pids_file = state_dir() / "pids.json"
+    if not pids_file.exists():
+        _say("no running stack found")
+        return 0
+    info = json.loads(pids_file.read_text())
+    supervisor = info["pids"].pop("supervisor", 0)
+    if supervisor and _alive(supervisor):
+        _say("asking the running `make up` to stop")
+        os.kill(supervisor, signal.SIGTERM)
+        deadline = time.monotonic() + 90
+        while _alive(supervisor) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        if not _alive(supervisor):
+            pids_file.unlink(missing_ok=True)
+            _say("stopped")
+            return 0
+    for name, pid in info["pids"].items():
+        if pid > 0:
+            _say(f"stopping {name}")
+            stop_group(pid, timeout=30)
+    if info.get("postgres_data"):
+        _say("stopping postgres")
+        server = PostgresServer(Path(info["postgres_data"]), 0, Path(info["postgres_bin"]), state_dir() / "logs" / "postgres.log")
+        server.stop()
+    pids_file.unlink(missing_ok=True)
+    _say("stopped")
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    """True while the process runs (a zombie waiting for its parent counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="socle-stack", description=__doc__)
+    parser.add_argument("command", choices=["up", "down"])
+    args = parser.parse_args(argv)
+    return up() if args.command == "up" else down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

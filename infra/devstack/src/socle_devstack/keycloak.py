@@ -1,0 +1,127 @@
+"""A real Keycloak server from its Maven Central distribution, run on the machine's JDK.
+
+The distribution (``org.keycloak:keycloak-quarkus-dist``, pinned) is fetched once with
+``mvn dependency:copy`` into a cache and unpacked; each running instance gets its own copy
+of it (Keycloak writes its build and its dev database inside its home), so ``make up`` and
+a test run can coexist. The realm is imported at start from ``infra/keycloak/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from socle_devstack.processes import http_ok, spawn, stop_group, wait_for
+
+KEYCLOAK_VERSION = "26.4.7"
+REALM = "socle"
+ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:tar.gz"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SOCLE_CACHE_DIR", Path.home() / ".cache" / "socle"))
+
+
+def ensure_distribution() -> Path:
+    """The unpacked, pinned Keycloak distribution; downloaded from Maven Central once."""
+    root = cache_dir() / "keycloak"
+    home = root / f"keycloak-{KEYCLOAK_VERSION}"
+    if (home / "bin" / "kc.sh").exists():
+        return home
+    root.mkdir(parents=True, exist_ok=True)
+    archive = root / f"keycloak-quarkus-dist-{KEYCLOAK_VERSION}.tar.gz"
+    if not archive.exists():
+        if shutil.which("mvn") is None:
+            raise RuntimeError("Maven (mvn) is needed to fetch Keycloak: apt-get install maven")
+        print(f"fetching Keycloak {KEYCLOAK_VERSION} from Maven Central (once, ~160 MB)...", flush=True)
+        subprocess.run(
+            ["mvn", "-B", "-q", "dependency:copy", f"-Dartifact={ARTIFACT}", f"-DoutputDirectory={root}"],
+            check=True,
+        )
+    partial = root / f".unpacking-{os.getpid()}"
+    with tarfile.open(archive) as tar:
+        tar.extractall(partial, filter="tar")
+    (partial / f"keycloak-{KEYCLOAK_VERSION}").rename(home)
+    shutil.rmtree(partial, ignore_errors=True)
+    return home
+
+
+def require_java() -> None:
+    """Keycloak runs on the machine's JDK (17 or newer)."""
+    if shutil.which("java") is None:
+        raise RuntimeError("a JDK (17 or newer) is needed to run Keycloak: apt-get install openjdk-17-jre-headless")
+
+
+@dataclass
+class KeycloakServer:
+    instance_dir: Path
+    port: int
+    management_port: int
+    realm_files: list[Path]
+    log_file: Path
+    admin_user: str = "admin"
+    admin_password: str = "dev-only-admin"
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.url}/realms/{REALM}"
+
+    def start(self, timeout: float = 180) -> None:
+        require_java()
+        distribution = ensure_distribution()
+        home = self.instance_dir / "keycloak"
+        if not (home / "bin" / "kc.sh").exists():
+            self.instance_dir.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(distribution, home, symlinks=True)
+        import_dir = home / "data" / "import"
+        import_dir.mkdir(parents=True, exist_ok=True)
+        for realm_file in self.realm_files:
+            shutil.copy(realm_file, import_dir / realm_file.name)
+        self.process = spawn(
+            [
+                str(home / "bin" / "kc.sh"), "start-dev",
+                f"--http-port={self.port}",
+                "--http-host=127.0.0.1",
+                f"--http-management-port={self.management_port}",
+                "--health-enabled=true",
+                "--import-realm",
+                "--hostname-strict=false",
+            ],
+            self.log_file,
+            env={
+                "KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user,
+                "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password,
+                "JAVA_OPTS_APPEND": "-Xms256m -Xmx768m -XX:TieredStopAtLevel=1",
+                **self.env,
+            },
+        )
+        wait_for(
+            http_ok(f"{self.issuer}/.well-known/openid-configuration"),
+            timeout, "Keycloak", self.log_file, self.process,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            stop_group(self.process.pid, timeout=30)
+
+    def admin_token(self) -> str:
+        response = httpx.post(
+            f"{self.url}/realms/master/protocol/openid-connect/token",
+            data={"grant_type": "password", "client_id": "admin-cli",
+                  "username": self.admin_user, "password": self.admin_password},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["access_token"])

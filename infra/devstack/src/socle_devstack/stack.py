@@ -1,0 +1,176 @@
+"""The whole platform as local processes: what ``make up`` runs and the tests reuse.
+
+Order: PostgreSQL (embedded by default, or an existing server given by
+``SOCLE_DATABASE_URL``), the database roles and schemas of every service, Keycloak with the
+realm imported, every service's migrations (as the schema owner), then every service
+(as its application role) under uvicorn. One log file per process under the state folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from socle_core.provisioning import ServiceRoles, create_database, provision_service
+from socle_devstack.keycloak import KeycloakServer
+from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
+from socle_devstack.processes import http_ok, spawn, stop_group, wait_for
+
+SERVICES = ("tenancy", "identity", "ingestion", "timeseries", "billing", "console")
+DEFAULT_PORTS = {"console": 8100, "tenancy": 8101, "identity": 8102, "ingestion": 8103,
+                 "timeseries": 8104, "billing": 8105}
+DATABASE = "socle"
+REPO_ROOT = Path(__file__).resolve().parents[4]
+REALM_FILES = [REPO_ROOT / "infra" / "keycloak" / "socle-realm.json"]
+
+
+@dataclass
+class Credentials:
+    """Per-service role passwords and client secrets of one local stack."""
+
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load_or_create(cls, path: Path | None) -> Credentials:
+        if path is not None and path.exists():
+            return cls(json.loads(path.read_text()))
+        creds = cls({name: f"dev-only-{secrets.token_urlsafe(12)}" for name in cls.names()})
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(creds.passwords, indent=2))
+            path.chmod(0o600)
+        return creds
+
+    @staticmethod
+    def names() -> list[str]:
+        roles = [f"{s}_{kind}" for s in SERVICES for kind in ("owner", "app")]
+        return [*roles, "console_client", "platform_client", "keycloak_admin"]
+
+    def __getitem__(self, name: str) -> str:
+        return self.passwords[name]
+
+
+@dataclass
+class Database:
+    """Where the services' database lives and how each role reaches it."""
+
+    host: str
+    port: int
+    admin_dsn: str
+    credentials: Credentials
+
+    def url(self, service: str, kind: str) -> str:
+        roles = ServiceRoles.for_service(service)
+        user = roles.owner if kind == "owner" else roles.app
+        return f"postgresql+asyncpg://{user}:{self.credentials[f'{service}_{kind}']}@{self.host}:{self.port}/{DATABASE}"
+
+    async def provision(self, services: tuple[str, ...] = SERVICES) -> None:
+        await create_database(self.admin_dsn, DATABASE)
+        database_admin = _with_database(self.admin_dsn, DATABASE)
+        for service in services:
+            await provision_service(
+                database_admin, DATABASE, ServiceRoles.for_service(service),
+                self.credentials[f"{service}_owner"], self.credentials[f"{service}_app"],
+            )
+
+
+def _with_database(dsn: str, database: str) -> str:
+    parts = urlsplit(dsn)
+    return parts._replace(path=f"/{database}").geturl()
+
+
+def service_env(service: str, database: Database, issuer: str, environment: str = "development",
+                extra: dict[str, str] | None = None) -> dict[str, str]:
+    prefix = f"SOCLE_{service.upper()}_"
+    env = {
+        f"{prefix}ENVIRONMENT": environment,
+        f"{prefix}DATABASE_URL": database.url(service, "app"),
+        f"{prefix}MIGRATION_DATABASE_URL": database.url(service, "owner"),
+        f"{prefix}OIDC_ISSUER": issuer,
+    }
+    env.update(extra or {})
+    return env
+
+
+def migrate(service: str, env: dict[str, str], log_file: Path) -> None:
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as log:
+        result = subprocess.run(
+            [sys.executable, "-m", f"socle_{service}.db.migrate", "upgrade"],
+            env={**_clean_env(), **env}, stdout=log, stderr=subprocess.STDOUT, check=False,
+        )
+    if result.returncode != 0:
+        raise RuntimeError(f"migrations of {service} failed; see {log_file}")
+
+
+def _clean_env() -> dict[str, str]:
+    """The parent's environment without any SOCLE_<SERVICE>_ variable (strict settings)."""
+    prefixes = tuple(f"SOCLE_{s.upper()}_" for s in SERVICES)
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(prefixes)}
+
+
+@dataclass
+class ServiceProcess:
+    service: str
+    port: int
+    log_file: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = spawn(
+            [sys.executable, "-m", "uvicorn", "--factory", f"socle_{self.service}.app:create_app",
+             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
+            self.log_file, env={**_clean_env(), **env},
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_for(http_ok(f"{self.url}/health/ready"), timeout, f"service {self.service}",
+                 self.log_file, self.process)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            stop_group(self.process.pid)
+
+
+def start_postgres(state_dir: Path, port: int, source: str, durable: bool = True) -> PostgresServer:
+    bin_dir = embedded_bin_dir() if source == "embedded" else debian_bin_dir()
+    if bin_dir is None:
+        raise RuntimeError("Debian's PostgreSQL is not installed: apt-get install postgresql")
+    server = PostgresServer(state_dir / "postgres" / "data", port, bin_dir,
+                            state_dir / "logs" / "postgres.log", durable=durable)
+    server.start()
+    return server
+
+
+def keycloak_env(console_url: str, credentials: Credentials) -> dict[str, str]:
+    return {
+        "SOCLE_CONSOLE_URL": console_url,
+        "SOCLE_CONSOLE_CLIENT_SECRET": credentials["console_client"],
+        "SOCLE_PLATFORM_CLIENT_SECRET": credentials["platform_client"],
+    }
+
+
+def start_keycloak(state_dir: Path, port: int, management_port: int, console_url: str,
+                   credentials: Credentials) -> KeycloakServer:
+    server = KeycloakServer(
+        instance_dir=state_dir / "keycloak", port=port, management_port=management_port,
+        realm_files=REALM_FILES, log_file=state_dir / "logs" / "keycloak.log",
+        admin_password=credentials["keycloak_admin"], env=keycloak_env(console_url, credentials),
+    )
+    server.start()
+    return server
+
+
+def provision(database: Database) -> None:
+    asyncio.run(database.provision())

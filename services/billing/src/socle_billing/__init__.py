@@ -1,0 +1,1 @@
+"""Socle billing service: usage metering, allocation key and statements per commune."""

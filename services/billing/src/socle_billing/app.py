@@ -1,0 +1,18 @@
+"""Application factory of the billing service."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from socle_core.app import create_service_app
+from socle_billing.config import BillingSettings
+
+
+def create_app(settings: BillingSettings | None = None) -> Litestar:
+    settings = settings or BillingSettings()  # type: ignore[call-arg]
+    return create_service_app(
+        settings,
+        route_handlers=[],
+        title="Socle billing",
+        description="Usage metering, allocation key and statements per commune.",
+    )

@@ -1,0 +1,1 @@
+"""Socle console service: the web console for every role."""

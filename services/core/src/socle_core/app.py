@@ -1,0 +1,116 @@
+"""The one way a Socle service is assembled.
+
+Each service's ``create_app()`` calls ``create_service_app`` with its settings and route
+handlers; everything common — lifespan-owned engine and token verifier, authentication,
+the request transaction, problem+json errors, JSON logs, correlation ids, metrics, health
+and the OpenAPI document — is wired here, in small ``_configure_*`` steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import ControllerRouterHandler
+
+from socle_core.auth import PUBLIC_PATHS, TokenVerifier, authentication_middleware
+from socle_core.db import create_engine, create_session_maker, provide_db_session
+from socle_core.errors import exception_handlers
+from socle_core.health import DEFAULT_CHECKS, ReadinessCheck, live, ready
+from socle_core.logging import configure_logging
+from socle_core.observability import correlation_middleware
+from socle_core.settings import ServiceSettings
+
+Lifespan = Callable[[Litestar], Any]
+
+
+class _Metrics(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    route_handlers: Sequence[ControllerRouterHandler],
+    *,
+    title: str,
+    description: str,
+    readiness_checks: dict[str, ReadinessCheck] | None = None,
+    lifespan: Sequence[Lifespan] = (),
+    dependencies: dict[str, Provide] | None = None,
+    public_paths: str | list[str] | None = None,
+    extra_state: dict[str, Any] | None = None,
+    **litestar_kwargs: Any,
+) -> Litestar:
+    configure_logging(settings.service_name, settings.log_level, settings.log_json)
+    state = State({"settings": settings, "readiness_checks": readiness_checks or dict(DEFAULT_CHECKS)})
+    state.update(extra_state or {})
+    return Litestar(
+        route_handlers=[live, ready, _Metrics, *route_handlers],
+        state=state,
+        lifespan=[_infrastructure(settings), *lifespan],
+        dependencies={"db_session": Provide(provide_db_session), **(dependencies or {})},
+        middleware=[
+            correlation_middleware,
+            PrometheusConfig(app_name=f"socle_{settings.service_name}", group_path=True).middleware,
+            authentication_middleware(public_paths or PUBLIC_PATHS),
+        ],
+        exception_handlers=exception_handlers,
+        openapi_config=_openapi(settings, title, description),
+        cors_config=CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None,
+        logging_config=None,
+        debug=False,
+        **litestar_kwargs,
+    )
+
+
+def _infrastructure(settings: ServiceSettings) -> Lifespan:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        verifier = TokenVerifier(
+            settings.oidc_issuer,
+            settings.oidc_audience,
+            algorithms=settings.oidc_algorithms,
+            leeway_seconds=settings.oidc_leeway_seconds,
+            jwks_cache_seconds=settings.oidc_jwks_cache_seconds,
+            timeout_seconds=settings.oidc_http_timeout_seconds,
+        )
+        app.state.db_engine = engine
+        app.state.db_session_maker = create_session_maker(engine)
+        app.state.token_verifier = verifier
+        try:
+            yield
+        finally:
+            await verifier.aclose()
+            await engine.dispose()
+
+    return lifespan
+
+
+def _openapi(settings: ServiceSettings, title: str, description: str) -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title=title,
+        version="0.1.0",
+        description=description,
+        path="/schema",
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description=f"Access token of the realm {settings.oidc_issuer}",
+                )
+            }
+        ),
+        security=[{"bearer": []}],
+    )

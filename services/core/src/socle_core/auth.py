@@ -1,0 +1,320 @@
+"""Bearer-token verification against the Keycloak realm, and the authenticated principal.
+
+Verification is deliberately strict and explicit rather than left to a library's defaults:
+the algorithm comes from an allow-list of asymmetric algorithms (never ``none``, never an
+HMAC keyed with a public key); keys come only from the realm's JWKS (never from ``jku``,
+``x5u`` or an embedded ``jwk``); an unknown ``kid`` triggers at most one JWKS refresh;
+issuer, audience, expiry and not-before are checked with a small leeway; and an ID token
+is not accepted where an access token is expected.
+
+This module is the only producer of ``TenantId``: from the token's ``organization`` claim,
+which must name exactly one tenant for tenant-scoped work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import httpx
+import structlog
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+
+from socle_core.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated
+from socle_core.tenant import TenantId, _issue
+
+log = structlog.get_logger("socle.auth")
+
+#: Header parameters that would let a token choose its own verification key.
+_FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c", "crit")
+_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+_KID = re.compile(r"^[A-Za-z0-9._~+/=-]{1,128}$")
+
+#: Paths any caller may reach without a token.
+PUBLIC_PATHS = r"^/(health/|metrics|schema|favicon\.ico)"
+
+
+class InvalidToken(Unauthenticated):
+    slug, title = "invalid-token", "Invalid token"
+
+
+class TokenVerifier:
+    """Verifies access tokens issued by one Keycloak realm."""
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        *,
+        algorithms: Iterable[str] = ("RS256", "PS256", "ES256"),
+        leeway_seconds: int = 30,
+        jwks_cache_seconds: int = 300,
+        min_refresh_interval_seconds: float = 10.0,
+        http_client: httpx.AsyncClient | None = None,
+        timeout_seconds: float = 5.0,
+    ) -> None:
+        self.issuer = issuer.rstrip("/")
+        self.audience = audience
+        self.algorithms = frozenset(algorithms)
+        self.leeway = leeway_seconds
+        self.jwks_cache_seconds = jwks_cache_seconds
+        self.min_refresh_interval = min_refresh_interval_seconds
+        self._http = http_client or httpx.AsyncClient(timeout=timeout_seconds)
+        self._owns_http = http_client is None
+        self._keys: dict[str, dict[str, Any]] = {}
+        self._fetched_at = 0.0
+        self._jwks_uri: str | None = None
+        self._lock = asyncio.Lock()
+        self.refresh_count = 0
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def _discover(self) -> str:
+        if self._jwks_uri is None:
+            response = await self._http.get(f"{self.issuer}/.well-known/openid-configuration")
+            response.raise_for_status()
+            document = response.json()
+            if document.get("issuer") != self.issuer:
+                raise ServiceUnavailable(
+                    f"the identity provider announces issuer {document.get('issuer')!r}, "
+                    f"expected {self.issuer!r}: check the OIDC issuer setting"
+                )
+            self._jwks_uri = str(document["jwks_uri"])
+        return self._jwks_uri
+
+    async def refresh_keys(self) -> None:
+        """Fetch the realm's signing keys (used at start-up, for readiness and on unknown kid)."""
+        try:
+            response = await self._http.get(await self._discover())
+            response.raise_for_status()
+            keys = response.json().get("keys", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ServiceUnavailable(f"cannot fetch the identity provider's keys: {exc}") from exc
+        self._keys = {
+            str(k["kid"]): k
+            for k in keys
+            if isinstance(k, dict) and k.get("kid") and k.get("use", "sig") == "sig"
+        }
+        self._fetched_at = time.monotonic()
+        self.refresh_count += 1
+
+    async def _key_for(self, kid: str) -> dict[str, Any] | None:
+        async with self._lock:
+            now = time.monotonic()
+            stale = now - self._fetched_at > self.jwks_cache_seconds
+            if stale or (kid not in self._keys and now - self._fetched_at >= self.min_refresh_interval):
+                await self.refresh_keys()
+            return self._keys.get(kid)
+
+    async def verify(self, token: str) -> dict[str, Any]:
+        """Return the claims of a valid access token, or raise ``InvalidToken`` saying why."""
+        header = _header(token)
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise InvalidToken(f"signature algorithm {alg!r} is not accepted")
+        for name in _FORBIDDEN_HEADERS:
+            if name in header:
+                raise InvalidToken(f"token header parameter {name!r} is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not _KID.match(kid):
+            raise InvalidToken("token has no valid key id (kid)")
+        jwk = await self._key_for(kid)
+        if jwk is None:
+            raise InvalidToken("token is signed with an unknown key")
+        if jwk.get("kty") != _KEY_TYPES.get(alg[:2]) or jwk.get("alg", alg) != alg:
+            raise InvalidToken("token algorithm does not match the realm key")
+        key = _import_key(jwk)
+        try:
+            decoded = jwt.decode(token, key, algorithms=[alg])
+        except (JoseError, ValueError) as exc:
+            raise InvalidToken("token signature is invalid") from exc
+        claims = dict(decoded.claims)
+        self._check_claims(claims)
+        return claims
+
+    def _check_claims(self, claims: dict[str, Any]) -> None:
+        now = time.time()
+        if claims.get("iss") != self.issuer:
+            raise InvalidToken("token issuer is not this platform's realm")
+        audience = claims.get("aud")
+        audiences = [audience] if isinstance(audience, str) else list(audience or [])
+        if self.audience not in audiences:
+            raise InvalidToken(f"token audience does not include {self.audience!r}")
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float):
+            raise InvalidToken("token has no expiry")
+        if now > exp + self.leeway:
+            raise InvalidToken("token has expired")
+        nbf = claims.get("nbf")
+        if isinstance(nbf, int | float) and now + self.leeway < nbf:
+            raise InvalidToken("token is not valid yet")
+        iat = claims.get("iat")
+        if isinstance(iat, int | float) and now + self.leeway < iat:
+            raise InvalidToken("token is issued in the future")
+        token_type = claims.get("typ")
+        if token_type is not None and str(token_type).lower() != "bearer":
+            raise InvalidToken(f"a {token_type} token is not an access token")
+
+
+def _b64json(part: str) -> dict[str, Any]:
+    padded = part + "=" * (-len(part) % 4)
+    value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    if not isinstance(value, dict):
+        raise ValueError("not an object")
+    return value
+
+
+def _header(token: str) -> dict[str, Any]:
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        raise InvalidToken("token is not a signed JWT (header.payload.signature)")
+    try:
+        return _b64json(parts[0])
+    except (ValueError, UnicodeError) as exc:
+        raise InvalidToken("token header is not valid base64url JSON") from exc
+
+
+def _import_key(jwk: dict[str, Any]) -> RSAKey | ECKey | OKPKey:
+    kty = jwk.get("kty")
+    if kty == "RSA":
+        return RSAKey.import_key(jwk)
+    if kty == "EC":
+        return ECKey.import_key(jwk)
+    if kty == "OKP":
+        return OKPKey.import_key(jwk)
+    raise InvalidToken("realm key type is not supported")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a person (agent, admin, auditor) or a service account."""
+
+    subject: str
+    roles: frozenset[str]
+    scopes: frozenset[str]
+    client_id: str | None
+    tenant: TenantId | None
+    organization: str | None
+    organizations: tuple[str, ...]
+    username: str | None = None
+    email: str | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def is_service_account(self) -> bool:
+        return bool(self.username and self.username.startswith("service-account-"))
+
+    def has_any_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    def require_tenant(self) -> TenantId:
+        """The single tenant this request acts for; refuses a token naming none or several."""
+        if self.tenant is not None:
+            return self.tenant
+        if len(self.organizations) > 1:
+            raise Forbidden(
+                "this token names several communes; sign in again choosing one "
+                "(request the scope organization:<alias>)",
+                organizations=list(self.organizations),
+            )
+        raise Forbidden("this token is not bound to any commune or EPCI of the platform")
+
+    def require_role(self, *roles: str) -> None:
+        if not self.has_any_role(*roles):
+            raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(roles))}")
+
+    def require_same_tenant(self, tenant_key: str | UUID) -> TenantId:
+        """A tenant named in a path, header or body must be the caller's own; another does not exist."""
+        tenant = self.require_tenant()
+        named = str(tenant_key)
+        if named not in {str(tenant.uuid), self.organization}:
+            raise NotFound("no such tenant")
+        return tenant
+
+
+def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
+    """Map Keycloak's claims to a Principal; the ``organization`` claim gives the tenant."""
+    realm_access = claims.get("realm_access") or {}
+    roles = frozenset(str(r) for r in realm_access.get("roles", []) if isinstance(r, str))
+    scopes = frozenset(str(claims.get("scope", "")).split())
+    organizations, tenant = _organizations(claims.get("organization"))
+    return Principal(
+        subject=str(claims.get("sub", "")),
+        roles=roles,
+        scopes=scopes,
+        client_id=claims.get("azp") if isinstance(claims.get("azp"), str) else None,
+        tenant=tenant,
+        organization=organizations[0] if len(organizations) == 1 else None,
+        organizations=organizations,
+        username=claims.get("preferred_username"),
+        email=claims.get("email"),
+        claims=dict(claims),
+    )
+
+
+def _organizations(claim: Any) -> tuple[tuple[str, ...], TenantId | None]:
+    """Read Keycloak's organization claim: a list of aliases, or alias → {id, attributes}."""
+    if isinstance(claim, str):
+        return (claim,), None
+    if isinstance(claim, list):
+        return tuple(str(a) for a in claim), None
+    if not isinstance(claim, dict) or not claim:
+        return (), None
+    aliases = tuple(sorted(str(a) for a in claim))
+    if len(aliases) != 1:
+        return aliases, None
+    details = claim[aliases[0]]
+    raw = details.get("tenant_id") if isinstance(details, dict) else None
+    if isinstance(raw, list):
+        raw = raw[0] if len(raw) == 1 else None
+    try:
+        return aliases, _issue(UUID(str(raw))) if raw else None
+    except ValueError:
+        log.warning("organization_without_valid_tenant_id", organization=aliases[0])
+        return aliases, None
+
+
+def system_tenant(tenant_uuid: UUID, *, reason: str) -> TenantId:
+    """A tenant context for platform work not driven by a token (onboarding, workers).
+
+    Every call is logged with its reason, so such contexts stay rare and visible.
+    """
+    log.info("system_tenant_context", tenant_id=str(tenant_uuid), reason=reason)
+    return _issue(tenant_uuid)
+
+
+class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    """Authenticates every request except health, metrics and the OpenAPI document."""
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated(
+                "this endpoint needs an access token: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": 'Bearer realm="socle"'},
+            )
+        verifier: TokenVerifier = connection.app.state.token_verifier
+        claims = await verifier.verify(token.strip())
+        principal = principal_from_claims(claims)
+        structlog.contextvars.bind_contextvars(
+            subject=principal.subject, tenant_id=str(principal.tenant) if principal.tenant else None
+        )
+        return AuthenticationResult(user=principal, auth=claims)
+
+
+def authentication_middleware(exclude: str | list[str] = PUBLIC_PATHS) -> DefineMiddleware:
+    return DefineMiddleware(BearerAuthenticationMiddleware, exclude=exclude)

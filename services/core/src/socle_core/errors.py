@@ -1,0 +1,205 @@
+"""One error envelope for every service: RFC 9457 problem details.
+
+Domain code raises a ``Problem`` subclass (or Litestar's HTTP exceptions); the handlers
+registered by ``socle_core.app`` turn every error into ``application/problem+json`` with a
+stable ``type``, a human ``title``, a ``detail`` saying what is wrong, and for validation
+errors the list of offending fields with their location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions.http_exceptions import NotAuthorizedException
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "urn:socle:problem:"
+
+log = structlog.get_logger("socle.errors")
+
+
+class Problem(Exception):
+    """A domain error with its HTTP status and a stable problem type."""
+
+    status: int = 400
+    slug: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+class NotFound(Problem):
+    """Also what a caller gets for another tenant's resource: it does not exist for them."""
+
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class Conflict(Problem):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class Forbidden(Problem):
+    status, slug, title = 403, "forbidden", "Forbidden"
+
+
+class Unauthenticated(Problem):
+    status, slug, title = 401, "unauthenticated", "Authentication required"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        headers.update(kwargs.pop("headers", None) or {})
+        super().__init__(detail, headers=headers, **kwargs)
+
+
+class InvalidInput(Problem):
+    status, slug, title = 422, "validation-error", "Invalid input"
+
+
+class ServiceUnavailable(Problem):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+_HTTP_SLUGS = {
+    400: "bad-request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "payload-too-large",
+    415: "unsupported-media-type",
+    422: "validation-error",
+    429: "too-many-requests",
+    500: "internal-error",
+    503: "service-unavailable",
+}
+
+
+def problem_body(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None,
+    errors: Sequence[Mapping[str, Any]] = (),
+    **extensions: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    if errors:
+        body["errors"] = [dict(e) for e in errors]
+    body.update(extensions)
+    return body
+
+
+def problem_response(
+    request: Request[Any, Any, Any] | None,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    errors: Sequence[Mapping[str, Any]] = (),
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> Response[dict[str, Any]]:
+    instance = request.url.path if request is not None else None
+    return Response(
+        content=problem_body(status, slug, title, detail, instance, errors, **extensions),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def _validation_errors(extra: Any) -> list[dict[str, Any]]:
+    """Litestar's validation details as ``{"location", "field", "detail"}`` items."""
+    items: list[dict[str, Any]] = []
+    for item in extra if isinstance(extra, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        source = str(item.get("source") or "body")
+        key = item.get("key")
+        items.append(
+            {
+                "location": source,
+                "field": f"{source}.{key}" if key else source,
+                "detail": str(item.get("message", "invalid value")),
+            }
+        )
+    return items
+
+
+def handle_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[dict[str, Any]]:
+    return problem_response(
+        request, exc.status, exc.slug, exc.title, exc.detail, exc.errors, exc.headers, **exc.extensions
+    )
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    slug = _HTTP_SLUGS.get(status, "http-error")
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    errors: list[dict[str, Any]] = []
+    if isinstance(exc, ValidationException):
+        errors = _validation_errors(exc.extra)
+        slug, title, status = "validation-error", "Invalid input", 422 if status == 400 else status
+    headers = dict(exc.headers or {})
+    if isinstance(exc, NotAuthorizedException):
+        headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
+    return problem_response(request, status, slug, title, str(exc.detail), errors, headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Never leak internals: log the exception with the correlation id, answer a plain 500."""
+    log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    return problem_response(
+        request,
+        500,
+        "internal-error",
+        "Internal error",
+        "An unexpected error occurred; it has been logged with this request's correlation id.",
+    )
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    Problem: handle_problem,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}
+
+__all__ = [
+    "PROBLEM_JSON",
+    "Conflict",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "Problem",
+    "ServiceUnavailable",
+    "Unauthenticated",
+    "exception_handlers",
+    "problem_response",
+]
+

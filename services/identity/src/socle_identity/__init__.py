@@ -1,0 +1,1 @@
+"""Socle identity service: keycloak organizations per tenant, roles, service accounts and login."""

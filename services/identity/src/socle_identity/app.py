@@ -1,0 +1,18 @@
+"""Application factory of the identity service."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+
+from socle_core.app import create_service_app
+from socle_identity.config import IdentitySettings
+
+
+def create_app(settings: IdentitySettings | None = None) -> Litestar:
+    settings = settings or IdentitySettings()  # type: ignore[call-arg]
+    return create_service_app(
+        settings,
+        route_handlers=[],
+        title="Socle identity",
+        description="Keycloak organizations per tenant, roles, service accounts and login.",
+    )

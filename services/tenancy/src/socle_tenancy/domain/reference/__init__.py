@@ -1,0 +1,39 @@
+"""Official reference of EPCIs and member communes (``@etalab/decoupage-administratif``).
+
+Pure standard library, so any service (tenancy, billing, console) can use it.
+"""
+
+from .catalogue import (
+    Epci,
+    MemberCommune,
+    PopulationReference,
+    ReferenceCatalogue,
+    ReferenceDataError,
+    ReferenceSource,
+    UnknownCommune,
+    UnknownEpci,
+    UnknownReference,
+    default_catalogue,
+    resolve_extract,
+)
+from .declaration import DeclarationIssue, check_declaration
+from .codes import is_valid_insee, is_valid_siren, siren_of_siret
+
+__all__ = [
+    "DeclarationIssue",
+    "Epci",
+    "MemberCommune",
+    "PopulationReference",
+    "ReferenceCatalogue",
+    "ReferenceDataError",
+    "ReferenceSource",
+    "UnknownCommune",
+    "UnknownEpci",
+    "UnknownReference",
+    "check_declaration",
+    "default_catalogue",
+    "is_valid_insee",
+    "is_valid_siren",
+    "resolve_extract",
+    "siren_of_siret",
+]

@@ -1,0 +1,1 @@
+"""Socle timeseries service: storage and queries of readings, exports and open data."""

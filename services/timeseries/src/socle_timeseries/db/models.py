@@ -1,0 +1,13 @@
+"""ORM models of the timeseries service; the schema itself is defined by the migrations."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import DeclarativeBase
+
+from socle_core.migrations import service_metadata
+
+SCHEMA = "timeseries"
+
+
+class Base(DeclarativeBase):
+    metadata = service_metadata(SCHEMA)
