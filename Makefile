@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := uv
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help install up down test lint format test-only helm-lint clean
+.PHONY: help install up down test lint format test-only helm-lint helm-generate clean
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,10 +31,17 @@ format: install ## Apply ruff's formatting and safe fixes
 test: install ## Install what the tests need, then lint and run the whole suite on real servers
 	@infra/scripts/ensure-system-packages.sh
 	@$(MAKE) --no-print-directory lint
-	@$(UV) run --frozen pytest
+	@$(UV) run --frozen pytest; status=$$?; if [ $$status -eq 5 ]; then echo "[socle] pytest collected no test: failing" >&2; exit 1; fi; exit $$status
 
 test-only: install ## Run pytest only (pass ARGS="-k ..." to select)
 	@$(UV) run --frozen pytest $(ARGS)
+
+helm-lint: ## Lint the Helm chart with every ci/*-values.yaml (installs the pinned Helm)
+	@helm="$$(infra/scripts/install-helm.sh | tail -n 1)" && for f in helm/socle/ci/*-values.yaml; do "$$helm" lint --strict helm/socle --values "$$f" || exit 1; done
+	@$(UV) run --frozen python helm/tools/generate.py --check
+
+helm-generate: ## Regenerate the service charts and values schemas from helm/tools
+	@$(UV) run --frozen python helm/tools/generate.py
 
 clean: ## Remove the local platform's state (.socle/: database, Keycloak instance, logs)
 	@rm -rf .socle

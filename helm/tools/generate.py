@@ -68,7 +68,7 @@ SERVICES: dict[str, tuple[bool, str]] = {
 EXTRA_CONFIG: dict[str, str] = {
     "console": (
         "  # -- Base URLs of the other services (`SOCLE_@PREFIX@_SERVICE_URLS`), e.g."
-        " `{tenancy: \"http://socle-tenancy:8000\"}`; empty computes `http://<release>-<service>:8000`"
+        ' `{tenancy: "http://socle-tenancy:8000"}`; empty computes `http://<release>-<service>:8000`'
         " for tenancy, identity, ingestion, timeseries and billing.\n"
         "  serviceUrls: {}\n"
     ),
@@ -332,16 +332,12 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
     "global.environment": {"enum": ["development", "test", "production"]},
     "global.oidc.issuer": {"pattern": r"^(https?://[^\s/]+(/[^\s]*)?)?$"},
     "global.oidc.audience": {"minLength": 1},
-    "global.image.registry": {
-        "pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*)?$"
-    },
+    "global.image.registry": {"pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*)?$"},
     "global.image.tag": {"pattern": r"^([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?$"},
     "global.image.pullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
     "global.imagePullSecrets": {"items": {"type": "string", "pattern": K8S_NAME}},
     "global.existingSecret": {"pattern": OPTIONAL_K8S_NAME},
-    "test.image.registry": {
-        "pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*)?$"
-    },
+    "test.image.registry": {"pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*)?$"},
     "test.image.repository": {"minLength": 1},
     "test.image.tag": {"pattern": r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"},
     "test.image.digest": {"pattern": r"^(sha256:[a-f0-9]{64})?$"},
@@ -391,9 +387,7 @@ def _constraint(path: str) -> dict[str, Any] | None:
     parts = path.split(".")
     for pattern, value in CONSTRAINTS.items():
         pattern_parts = pattern.split(".")
-        if len(pattern_parts) == len(parts) and all(
-            p in {"*", q} for p, q in zip(pattern_parts, parts, strict=True)
-        ):
+        if len(pattern_parts) == len(parts) and all(p in {"*", q} for p, q in zip(pattern_parts, parts, strict=True)):
             return value
     return None
 
@@ -421,8 +415,7 @@ def infer(value: Any, path: str, docs: dict[str, str]) -> dict[str, Any]:
             if value and not free:
                 schema["additionalProperties"] = False
                 schema["properties"] = {
-                    key: infer(child, f"{path}.{key}" if path else key, docs)
-                    for key, child in value.items()
+                    key: infer(child, f"{path}.{key}" if path else key, docs) for key, child in value.items()
                 }
             elif not free:
                 schema["additionalProperties"] = False
@@ -502,9 +495,7 @@ def umbrella_schema(service_schemas: dict[str, dict[str, Any]]) -> dict[str, Any
     docs = doc_comments(text)
     expected = set(SERVICES) | {"global", "test"}
     if set(values) != expected:
-        raise SystemExit(
-            f"helm/socle/values.yaml: top-level keys {sorted(values)} != {sorted(expected)}"
-        )
+        raise SystemExit(f"helm/socle/values.yaml: top-level keys {sorted(values)} != {sorted(expected)}")
     properties: dict[str, Any] = {
         "global": infer(values["global"], "global", docs),
         "test": infer(values["test"], "test", docs),
@@ -563,7 +554,7 @@ def main() -> int:
             if not args.check:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(content)
-    for service, (has_db, _) in SERVICES.items():
+    for service in SERVICES:
         templates_dir = UMBRELLA / "charts" / service / "templates"
         for extra in sorted(templates_dir.glob("*")):
             if extra not in files:

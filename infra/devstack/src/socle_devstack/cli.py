@@ -42,7 +42,7 @@ def state_dir() -> Path:
 
 
 def _say(message: str) -> None:
-    print(f"[socle] {message}", flush=True)  # noqa: T201
+    print(f"[socle] {message}", flush=True)
 
 
 def up() -> int:
@@ -100,12 +100,21 @@ def up() -> int:
             migrate(service, service_env(service, database, issuer), state / "logs" / f"migrate-{service}.log")
         for service in SERVICES:
             process = ServiceProcess(service, ports[service], state / "logs" / f"{service}.log")
-            process.start(service_env(service, database, issuer, extra=_extra_env(service, ports, keycloak.url, credentials)))
+            process.start(
+                service_env(service, database, issuer, extra=_extra_env(service, ports, keycloak.url, credentials))
+            )
             services.append(process)
             assert process.process is not None
             processes[service] = process.process.pid
-        pids_file.write_text(json.dumps({"pids": processes, "postgres_data": str(postgres.data_dir) if postgres else None,
-                                         "postgres_bin": str(postgres.bin_dir) if postgres else None}))
+        pids_file.write_text(
+            json.dumps(
+                {
+                    "pids": processes,
+                    "postgres_data": str(postgres.data_dir) if postgres else None,
+                    "postgres_bin": str(postgres.bin_dir) if postgres else None,
+                }
+            )
+        )
         for process in services:
             process.wait_ready()
         logins = seed_demo(keycloak, credentials)
@@ -130,22 +139,30 @@ def _interrupt(*_: object) -> None:
 
 def _extra_env(service: str, ports: dict[str, int], keycloak_url: str, credentials: Credentials) -> dict[str, str]:
     if service == "console":
-        return {f"SOCLE_CONSOLE_SERVICE_URLS": json.dumps({s: f"http://127.0.0.1:{p}" for s, p in ports.items() if s != "console"})}
+        return {
+            "SOCLE_CONSOLE_SERVICE_URLS": json.dumps(
+                {s: f"http://127.0.0.1:{p}" for s, p in ports.items() if s != "console"}
+            )
+        }
     return {}
 
 
-def _banner(ports: dict[str, int], keycloak_url: str, logins: list[tuple[str, str, str]], elapsed: float, state: Path) -> None:
+def _banner(
+    ports: dict[str, int], keycloak_url: str, logins: list[tuple[str, str, str]], elapsed: float, state: Path
+) -> None:
     lines = [
         "",
         f"Socle is ready ({elapsed:.0f} s). Ctrl-C or `make down` stops everything.",
         "",
         f"  console      http://localhost:{ports['console']}/",
     ]
-    lines += [f"  {s:<12} http://localhost:{ports[s]}/schema   (health: /health/ready)" for s in SERVICES if s != "console"]
+    lines += [
+        f"  {s:<12} http://localhost:{ports[s]}/schema   (health: /health/ready)" for s in SERVICES if s != "console"
+    ]
     lines += [f"  keycloak     {keycloak_url}/admin/   (realm: socle)", "", "Demo logins (realm socle):"]
     lines += [f"  {user:<34} {password:<28} {what}" for user, password, what in logins]
     lines += ["", f"Logs: {state / 'logs'}/<process>.log", ""]
-    print("\n".join(lines), flush=True)  # noqa: T201
+    print("\n".join(lines), flush=True)
 
 
 def down() -> int:
@@ -171,7 +188,9 @@ def down() -> int:
             stop_group(pid, timeout=30)
     if info.get("postgres_data"):
         _say("stopping postgres")
-        server = PostgresServer(Path(info["postgres_data"]), 0, Path(info["postgres_bin"]), state_dir() / "logs" / "postgres.log")
+        server = PostgresServer(
+            Path(info["postgres_data"]), 0, Path(info["postgres_bin"]), state_dir() / "logs" / "postgres.log"
+        )
         server.stop()
     pids_file.unlink(missing_ok=True)
     _say("stopped")

@@ -29,14 +29,23 @@ def seed_demo(keycloak: KeycloakServer, credentials: Credentials) -> list[tuple[
             if found:
                 user_id = found[0]["id"]
             else:
-                created = client.post(f"{base}/users", json={
-                    "username": email, "email": email, "firstName": first, "lastName": last,
-                    "enabled": True, "emailVerified": True,
-                })
+                created = client.post(
+                    f"{base}/users",
+                    json={
+                        "username": email,
+                        "email": email,
+                        "firstName": first,
+                        "lastName": last,
+                        "enabled": True,
+                        "emailVerified": True,
+                    },
+                )
                 created.raise_for_status()
                 user_id = created.headers["Location"].rsplit("/", 1)[-1]
-            client.put(f"{base}/users/{user_id}/reset-password",
-                       json={"type": "password", "value": password, "temporary": False}).raise_for_status()
+            client.put(
+                f"{base}/users/{user_id}/reset-password",
+                json={"type": "password", "value": password, "temporary": False},
+            ).raise_for_status()
             role_repr = client.get(f"{base}/roles/{role}").json()
             client.post(f"{base}/users/{user_id}/role-mappings/realm", json=[role_repr]).raise_for_status()
             logins.append((email, password, what))

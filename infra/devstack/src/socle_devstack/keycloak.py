@@ -91,7 +91,8 @@ class KeycloakServer:
             shutil.copy(realm_file, import_dir / realm_file.name)
         self.process = spawn(
             [
-                str(home / "bin" / "kc.sh"), "start-dev",
+                str(home / "bin" / "kc.sh"),
+                "start-dev",
                 f"--http-port={self.port}",
                 "--http-host=127.0.0.1",
                 f"--http-management-port={self.management_port}",
@@ -109,7 +110,10 @@ class KeycloakServer:
         )
         wait_for(
             http_ok(f"{self.issuer}/.well-known/openid-configuration"),
-            timeout, "Keycloak", self.log_file, self.process,
+            timeout,
+            "Keycloak",
+            self.log_file,
+            self.process,
         )
 
     def stop(self) -> None:
@@ -119,8 +123,12 @@ class KeycloakServer:
     def admin_token(self) -> str:
         response = httpx.post(
             f"{self.url}/realms/master/protocol/openid-connect/token",
-            data={"grant_type": "password", "client_id": "admin-cli",
-                  "username": self.admin_user, "password": self.admin_password},
+            data={
+                "grant_type": "password",
+                "client_id": "admin-cli",
+                "username": self.admin_user,
+                "password": self.admin_password,
+            },
             timeout=10,
         )
         response.raise_for_status()

@@ -87,9 +87,18 @@ class PostgresServer:
                 shutil.chown(password_file, user)
             os.chmod(self.data_dir, 0o700)
             self._run(
-                ["initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth-local=trust",
-                 "--auth-host=scram-sha-256", f"--pwfile={password_file}", "--encoding=UTF8",
-                 "--locale=C.UTF-8" if self._has_c_utf8() else "--no-locale"],
+                [
+                    "initdb",
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    f"--pwfile={password_file}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8" if self._has_c_utf8() else "--no-locale",
+                ],
                 user,
             )
         else:
@@ -97,15 +106,26 @@ class PostgresServer:
         if user:
             Path(self.log_file).touch()
             shutil.chown(self.log_file, user)
-        options = (
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} "
-            "-c max_connections=200"
-        )
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} -c max_connections=200"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         if not (self.data_dir / "postmaster.pid").exists():
-            self._run(["pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options,
-                       "-w", "-t", "60", "start"], user)
+            self._run(
+                [
+                    "pg_ctl",
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                user,
+            )
         wait_for(self._accepts, 30, "PostgreSQL", self.log_file)
 
     @staticmethod
@@ -116,7 +136,8 @@ class PostgresServer:
     def _accepts(self) -> bool:
         result = subprocess.run(
             [str(self.bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         return result.returncode == 0
 

@@ -24,8 +24,14 @@ from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin
 from socle_devstack.processes import http_ok, spawn, stop_group, wait_for
 
 SERVICES = ("tenancy", "identity", "ingestion", "timeseries", "billing", "console")
-DEFAULT_PORTS = {"console": 8100, "tenancy": 8101, "identity": 8102, "ingestion": 8103,
-                 "timeseries": 8104, "billing": 8105}
+DEFAULT_PORTS = {
+    "console": 8100,
+    "tenancy": 8101,
+    "identity": 8102,
+    "ingestion": 8103,
+    "timeseries": 8104,
+    "billing": 8105,
+}
 DATABASE = "socle"
 REPO_ROOT = Path(__file__).resolve().parents[4]
 REALM_FILES = [REPO_ROOT / "infra" / "keycloak" / "socle-realm.json"]
@@ -38,10 +44,11 @@ class Credentials:
     passwords: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load_or_create(cls, path: Path | None) -> Credentials:
+    def load_or_create(cls, path: Path | None, prefix: str = "dev-only-") -> Credentials:
+        """Random secrets; marked development-only unless a throw-away test stack asks otherwise."""
         if path is not None and path.exists():
             return cls(json.loads(path.read_text()))
-        creds = cls({name: f"dev-only-{secrets.token_urlsafe(12)}" for name in cls.names()})
+        creds = cls({name: f"{prefix}{secrets.token_urlsafe(12)}" for name in cls.names()})
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(creds.passwords, indent=2))
@@ -76,8 +83,11 @@ class Database:
         database_admin = _with_database(self.admin_dsn, DATABASE)
         for service in services:
             await provision_service(
-                database_admin, DATABASE, ServiceRoles.for_service(service),
-                self.credentials[f"{service}_owner"], self.credentials[f"{service}_app"],
+                database_admin,
+                DATABASE,
+                ServiceRoles.for_service(service),
+                self.credentials[f"{service}_owner"],
+                self.credentials[f"{service}_app"],
             )
 
 
@@ -86,8 +96,9 @@ def _with_database(dsn: str, database: str) -> str:
     return parts._replace(path=f"/{database}").geturl()
 
 
-def service_env(service: str, database: Database, issuer: str, environment: str = "development",
-                extra: dict[str, str] | None = None) -> dict[str, str]:
+def service_env(
+    service: str, database: Database, issuer: str, environment: str = "development", extra: dict[str, str] | None = None
+) -> dict[str, str]:
     prefix = f"SOCLE_{service.upper()}_"
     env = {
         f"{prefix}ENVIRONMENT": environment,
@@ -104,7 +115,10 @@ def migrate(service: str, env: dict[str, str], log_file: Path) -> None:
     with log_file.open("ab") as log:
         result = subprocess.run(
             [sys.executable, "-m", f"socle_{service}.db.migrate", "upgrade"],
-            env={**_clean_env(), **env}, stdout=log, stderr=subprocess.STDOUT, check=False,
+            env={**_clean_env(), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
     if result.returncode != 0:
         raise RuntimeError(f"migrations of {service} failed; see {log_file}")
@@ -129,14 +143,24 @@ class ServiceProcess:
 
     def start(self, env: dict[str, str]) -> None:
         self.process = spawn(
-            [sys.executable, "-m", "uvicorn", "--factory", f"socle_{self.service}.app:create_app",
-             "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
-            self.log_file, env={**_clean_env(), **env},
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                f"socle_{self.service}.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ],
+            self.log_file,
+            env={**_clean_env(), **env},
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
-        wait_for(http_ok(f"{self.url}/health/ready"), timeout, f"service {self.service}",
-                 self.log_file, self.process)
+        wait_for(http_ok(f"{self.url}/health/ready"), timeout, f"service {self.service}", self.log_file, self.process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -147,8 +171,9 @@ def start_postgres(state_dir: Path, port: int, source: str, durable: bool = True
     bin_dir = embedded_bin_dir() if source == "embedded" else debian_bin_dir()
     if bin_dir is None:
         raise RuntimeError("Debian's PostgreSQL is not installed: apt-get install postgresql")
-    server = PostgresServer(state_dir / "postgres" / "data", port, bin_dir,
-                            state_dir / "logs" / "postgres.log", durable=durable)
+    server = PostgresServer(
+        state_dir / "postgres" / "data", port, bin_dir, state_dir / "logs" / "postgres.log", durable=durable
+    )
     server.start()
     return server
 
@@ -161,12 +186,17 @@ def keycloak_env(console_url: str, credentials: Credentials) -> dict[str, str]:
     }
 
 
-def start_keycloak(state_dir: Path, port: int, management_port: int, console_url: str,
-                   credentials: Credentials) -> KeycloakServer:
+def start_keycloak(
+    state_dir: Path, port: int, management_port: int, console_url: str, credentials: Credentials
+) -> KeycloakServer:
     server = KeycloakServer(
-        instance_dir=state_dir / "keycloak", port=port, management_port=management_port,
-        realm_files=REALM_FILES, log_file=state_dir / "logs" / "keycloak.log",
-        admin_password=credentials["keycloak_admin"], env=keycloak_env(console_url, credentials),
+        instance_dir=state_dir / "keycloak",
+        port=port,
+        management_port=management_port,
+        realm_files=REALM_FILES,
+        log_file=state_dir / "logs" / "keycloak.log",
+        admin_password=credentials["keycloak_admin"],
+        env=keycloak_env(console_url, credentials),
     )
     server.start()
     return server

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar import Litestar
 
-from socle_core.app import create_service_app
 from socle_billing.config import BillingSettings
+from socle_core.app import create_service_app
 
 
 def create_app(settings: BillingSettings | None = None) -> Litestar:

@@ -104,12 +104,16 @@ class TokenVerifier:
         except (httpx.HTTPError, ValueError) as exc:
             raise ServiceUnavailable(f"cannot fetch the identity provider's keys: {exc}") from exc
         self._keys = {
-            str(k["kid"]): k
-            for k in keys
-            if isinstance(k, dict) and k.get("kid") and k.get("use", "sig") == "sig"
+            str(k["kid"]): k for k in keys if isinstance(k, dict) and k.get("kid") and k.get("use", "sig") == "sig"
         }
         self._fetched_at = time.monotonic()
         self.refresh_count += 1
+
+    async def ensure_keys(self, max_age_seconds: float = 30.0) -> None:
+        """Readiness: keys fetched recently enough, without hammering the provider per probe."""
+        if not self._keys or time.monotonic() - self._fetched_at > max_age_seconds:
+            async with self._lock:
+                await self.refresh_keys()
 
     async def _key_for(self, kid: str) -> dict[str, Any] | None:
         async with self._lock:

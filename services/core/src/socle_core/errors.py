@@ -202,4 +202,3 @@ __all__ = [
     "exception_handlers",
     "problem_response",
 ]
-

@@ -26,7 +26,7 @@ async def check_database(state: State) -> None:
 
 
 async def check_identity_provider(state: State) -> None:
-    await state.token_verifier.refresh_keys()
+    await state.token_verifier.ensure_keys()
 
 
 DEFAULT_CHECKS: dict[str, ReadinessCheck] = {

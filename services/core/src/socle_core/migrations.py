@@ -138,6 +138,6 @@ def main(migrations_dir: Path, schema: str, url: str, argv: list[str] | None = N
     elif action == "current":
         command.current(config, verbose=True)
     else:
-        print("usage: migrate [upgrade [REV] | downgrade REV | current]", file=sys.stderr)  # noqa: T201
+        print("usage: migrate [upgrade [REV] | downgrade REV | current]", file=sys.stderr)
         return 2
     return 0

@@ -61,8 +61,7 @@ async def provision_service(
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}"
         )
         await connection.execute(
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} "
-            f"GRANT USAGE, SELECT ON SEQUENCES TO {app}"
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA {schema} GRANT USAGE, SELECT ON SEQUENCES TO {app}"
         )
         await connection.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {app}")
         await connection.execute(f"ALTER ROLE {app} SET search_path = {schema}")

@@ -89,7 +89,8 @@ class ServiceSettings(BaseSettings):
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 hints.append(f"{key}{hint}")
             raise ValueError(
-                "unknown settings in the environment: " + ", ".join(hints)
+                "unknown settings in the environment: "
+                + ", ".join(hints)
                 + f". Remove them or fix the spelling; valid keys start with {prefix}."
             )
         return data
@@ -134,11 +135,6 @@ class ServiceSettings(BaseSettings):
                 + ", ".join(offending)
                 + ". Set real secrets (e.g. from a Kubernetes Secret) or use environment=development."
             )
-        if self.environment is Environment.production and self.migration_database_url is None:
-            raise ValueError(
-                "migration_database_url must be set in production: migrations run as the schema "
-                "owner, the service as a separate application role"
-            )
         return self
 
     def _secret_values(self) -> list[tuple[str, str]]:
@@ -151,5 +147,12 @@ class ServiceSettings(BaseSettings):
 
     @property
     def effective_migration_url(self) -> str:
-        url = self.migration_database_url or self.database_url
-        return url.get_secret_value()
+        """The owner's URL for migrations; only development may fall back to the app role."""
+        if self.migration_database_url is None:
+            if self.environment is not Environment.development:
+                raise ValueError(
+                    f"{self.model_config.get('env_prefix')}MIGRATION_DATABASE_URL must be set: "
+                    "migrations run as the schema owner, the service as a separate application role"
+                )
+            return self.database_url.get_secret_value()
+        return self.migration_database_url.get_secret_value()

@@ -6,13 +6,14 @@ from litestar import Litestar
 
 from socle_core.app import create_service_app
 from socle_identity.config import IdentitySettings
+from socle_identity.domain.me.controllers import MeController
 
 
 def create_app(settings: IdentitySettings | None = None) -> Litestar:
     settings = settings or IdentitySettings()  # type: ignore[call-arg]
     return create_service_app(
         settings,
-        route_handlers=[],
+        route_handlers=[MeController],
         title="Socle identity",
         description="Keycloak organizations per tenant, roles, service accounts and login.",
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from socle_core.migrations import main
 from socle_console.config import ConsoleSettings
 from socle_console.db.models import SCHEMA
+from socle_core.migrations import main
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

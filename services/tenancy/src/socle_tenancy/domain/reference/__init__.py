@@ -16,8 +16,8 @@ from .catalogue import (
     default_catalogue,
     resolve_extract,
 )
-from .declaration import DeclarationIssue, check_declaration
 from .codes import is_valid_insee, is_valid_siren, siren_of_siret
+from .declaration import DeclarationIssue, check_declaration
 
 __all__ = [
     "DeclarationIssue",

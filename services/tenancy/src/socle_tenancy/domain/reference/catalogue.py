@@ -423,8 +423,7 @@ def reference_dir() -> Path:
         if (directory / "tenants").is_dir():
             return directory / "tenants" / "reference"
     raise ReferenceDataError(
-        f"no tenants/ directory above {Path(__file__).parent} or {Path.cwd()}; "
-        "pass --output-dir"
+        f"no tenants/ directory above {Path(__file__).parent} or {Path.cwd()}; pass --output-dir"
     )
 
 

@@ -56,7 +56,9 @@ def check_declaration(
             key = domain.lower()
             if key in owners:
                 issues.append(
-                    DeclarationIssue(here, f"e-mail domain {domain} already claimed at {owners[key]}")
+                    DeclarationIssue(
+                        here, f"e-mail domain {domain} already claimed at {owners[key]}"
+                    )
                 )
             else:
                 owners[key] = here
@@ -80,7 +82,8 @@ def check_declaration(
         if insee in seen:
             issues.append(
                 DeclarationIssue(
-                    f"{pointer}/insee", f"commune {insee} already declared at /communes/{seen[insee]}"
+                    f"{pointer}/insee",
+                    f"commune {insee} already declared at /communes/{seen[insee]}",
                 )
             )
         else:

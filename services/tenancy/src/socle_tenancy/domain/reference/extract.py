@@ -343,8 +343,10 @@ class ExtractDiff:
         out += show("EPCIs renamed", self.epcis_renamed)
         out += show(
             "EPCIs whose members changed",
-            [(s, f"+{','.join(a) or '-'}", f"-{','.join(r) or '-'}") for s, a, r in
-             self.membership_changed],
+            [
+                (s, f"+{','.join(a) or '-'}", f"-{','.join(r) or '-'}")
+                for s, a, r in self.membership_changed
+            ],
         )
         out += show("communes added", self.communes_added)
         out += show("communes removed", self.communes_removed)

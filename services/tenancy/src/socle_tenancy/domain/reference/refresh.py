@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from .catalogue import EXTRACT_FILENAME, SOURCE_FILENAME, ReferenceDataError, reference_dir
 from .extract import (
@@ -255,9 +255,10 @@ def refresh(
     dry_run: bool,
     allow_issues: bool,
     tarball: Path | None = None,
-    out: Any = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Fetch, build, report, write. Returns the process exit code."""
+    out = out or sys.stdout
     with tempfile.TemporaryDirectory(prefix="socle-reference-") as tmp:
         workdir = Path(tmp)
         if tarball is None:

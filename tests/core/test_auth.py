@@ -1,0 +1,164 @@
+"""Bearer-token verification against the real Keycloak realm.
+
+Real tokens come from the realm's client-credentials grant; "forged" tokens are signed with
+an extra key the realm publishes in its JWKS, so that each claim check is exercised alone
+with an otherwise valid signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+
+from socle_core.auth import InvalidToken, TokenVerifier, principal_from_claims
+from tests.support.tokens import SigningKey, b64, claims_for, unsigned
+
+
+@pytest.fixture(scope="session")
+def forging_key(kc_admin) -> SigningKey:
+    key = SigningKey.generate()
+    key.kid = kc_admin.add_rsa_key(key.private_pem, key.certificate_pem, priority=1)
+    return key
+
+
+@pytest.fixture
+async def verifier(keycloak):
+    v = TokenVerifier(keycloak.issuer, "socle-api", leeway_seconds=5, min_refresh_interval_seconds=0)
+    yield v
+    await v.aclose()
+
+
+@pytest.fixture(scope="session")
+def tenant_client(kc_admin):
+    tenant = uuid.uuid4()
+    client = kc_admin.create_client(organization=("commune-35238", tenant), roles=("device",))
+    return client, tenant
+
+
+async def _rejected(verifier: TokenVerifier, token: str, reason: str) -> None:
+    with pytest.raises(InvalidToken, match=reason):
+        await verifier.verify(token)
+
+
+async def test_a_token_issued_by_the_realm_is_accepted_and_names_its_tenant(verifier, kc_admin, tenant_client) -> None:
+    client, tenant = tenant_client
+    token = kc_admin.token(client)["access_token"]
+    claims = await verifier.verify(token)
+    principal = principal_from_claims(claims)
+    assert principal.client_id == client.client_id
+    assert principal.tenant is not None
+    assert principal.tenant.uuid == tenant
+    assert principal.organization == "commune-35238"
+    assert "device" in principal.roles
+
+
+async def test_expired_token_is_refused(keycloak, kc_admin) -> None:
+    client = kc_admin.create_client(access_token_lifespan=1)
+    token = kc_admin.token(client)["access_token"]
+    strict = TokenVerifier(keycloak.issuer, "socle-api", leeway_seconds=0)
+    try:
+        await strict.verify(token)  # valid right now
+        await asyncio.sleep(2.1)
+        await _rejected(strict, token, "expired")
+    finally:
+        await strict.aclose()
+
+
+async def test_wrong_audience_is_refused(verifier, kc_admin) -> None:
+    client = kc_admin.create_client(audience=None)
+    await _rejected(verifier, kc_admin.token(client)["access_token"], "audience")
+
+
+async def test_wrong_issuer_is_refused(verifier, forging_key, keycloak) -> None:
+    token = forging_key.sign(claims_for(keycloak.url + "/realms/master"))
+    await _rejected(verifier, token, "issuer")
+
+
+async def test_validly_signed_forged_token_with_right_claims_is_accepted(verifier, forging_key, keycloak) -> None:
+    """Control for the forged-token tests: only the claim under test makes them fail."""
+    claims = await verifier.verify(forging_key.sign(claims_for(keycloak.issuer)))
+    assert claims["sub"] == "forged-subject"
+
+
+async def test_tampered_payload_breaks_the_signature(verifier, kc_admin, tenant_client) -> None:
+    client, _ = tenant_client
+    header, payload, signature = kc_admin.token(client)["access_token"].split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["organization"] = {"commune-other": {"tenant_id": [str(uuid.uuid4())]}}
+    await _rejected(verifier, f"{header}.{b64(json.dumps(claims).encode())}.{signature}", "signature")
+
+
+async def test_alg_none_is_refused(verifier, keycloak) -> None:
+    await _rejected(verifier, unsigned(claims_for(keycloak.issuer)), "algorithm 'none'")
+
+
+async def test_hs256_signed_with_the_realm_public_key_is_refused(verifier, keycloak, forging_key) -> None:
+    async with httpx.AsyncClient() as client:
+        jwks = (await client.get(f"{keycloak.issuer}/protocol/openid-connect/certs")).json()
+    public = json.dumps(jwks["keys"][0]).encode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": jwks["keys"][0]["kid"]}).encode())
+    body = b64(json.dumps(claims_for(keycloak.issuer)).encode())
+    mac = hmac.new(public, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    await _rejected(verifier, f"{head}.{body}.{b64(mac)}", "algorithm 'HS256'")
+    pem_mac = hmac.new(forging_key.certificate_pem.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    await _rejected(verifier, f"{head}.{body}.{b64(pem_mac)}", "algorithm 'HS256'")
+
+
+async def test_unknown_kid_triggers_exactly_one_jwks_refresh(keycloak, forging_key) -> None:
+    verifier = TokenVerifier(keycloak.issuer, "socle-api", min_refresh_interval_seconds=60)
+    try:
+        await verifier.refresh_keys()
+        before = verifier.refresh_count
+        other = SigningKey.generate()
+        other.kid = "not-a-realm-key"
+        for _ in range(3):
+            await _rejected(verifier, other.sign(claims_for(keycloak.issuer)), "unknown key")
+        assert verifier.refresh_count == before  # refreshed just now: the interval holds it back
+    finally:
+        await verifier.aclose()
+    eager = TokenVerifier(keycloak.issuer, "socle-api", min_refresh_interval_seconds=0)
+    try:
+        await eager.refresh_keys()
+        before = eager.refresh_count
+        await _rejected(eager, other.sign(claims_for(keycloak.issuer)), "unknown key")
+        assert eager.refresh_count == before + 1
+    finally:
+        await eager.aclose()
+
+
+@pytest.mark.parametrize("parameter", ["jku", "x5u", "jwk"])
+async def test_key_location_injected_in_the_header_is_refused(verifier, forging_key, keycloak, parameter) -> None:
+    value = {"kty": "RSA"} if parameter == "jwk" else "https://attacker.example/keys"
+    token = forging_key.sign(claims_for(keycloak.issuer), **{parameter: value})
+    await _rejected(verifier, token, parameter)
+
+
+async def test_not_yet_valid_token_is_refused_beyond_the_leeway(verifier, forging_key, keycloak) -> None:
+    await _rejected(
+        verifier, forging_key.sign(claims_for(keycloak.issuer, nbf=int(time.time()) + 120)), "not valid yet"
+    )
+    within = await verifier.verify(forging_key.sign(claims_for(keycloak.issuer, nbf=int(time.time()) + 2)))
+    assert within["sub"] == "forged-subject"
+
+
+async def test_id_token_is_not_an_access_token(verifier, forging_key, keycloak) -> None:
+    await _rejected(verifier, forging_key.sign(claims_for(keycloak.issuer, typ="ID")), "not an access token")
+
+
+async def test_token_without_expiry_is_refused(verifier, forging_key, keycloak) -> None:
+    claims = claims_for(keycloak.issuer)
+    del claims["exp"]
+    await _rejected(verifier, forging_key.sign(claims), "no expiry")
+
+
+async def test_garbage_is_refused_with_a_clear_reason(verifier) -> None:
+    await _rejected(verifier, "not-a-jwt", "not a signed JWT")
+    await _rejected(verifier, "e30.e30.", "algorithm None")

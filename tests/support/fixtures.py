@@ -1,0 +1,55 @@
+"""Fixtures shared by every test module, on top of the servers of ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from socle_devstack.keycloak import KeycloakServer
+from socle_devstack.stack import Database
+from tests.support.keycloak_admin import KeycloakAdmin
+
+
+@pytest.fixture(scope="session")
+def kc_admin(keycloak: KeycloakServer) -> KeycloakAdmin:
+    return KeycloakAdmin(keycloak)
+
+
+@dataclass(frozen=True)
+class TestTenant:
+    alias: str
+    id: uuid.UUID
+
+
+def new_tenant(prefix: str = "commune") -> TestTenant:
+    return TestTenant(f"{prefix}-{uuid.uuid4().hex[:8]}", uuid.uuid4())
+
+
+@pytest.fixture
+def tenant_a() -> TestTenant:
+    return new_tenant()
+
+
+@pytest.fixture
+def tenant_b() -> TestTenant:
+    return new_tenant()
+
+
+@pytest.fixture(scope="session")
+async def owner_engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    """The ingestion schema owner (for arranging rows the app role must not see)."""
+    engine = create_async_engine(database.url("ingestion", "owner"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def app_engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    """The ingestion application role, as the service connects."""
+    engine = create_async_engine(database.url("ingestion", "app"), pool_size=1, max_overflow=0)
+    yield engine
+    await engine.dispose()
