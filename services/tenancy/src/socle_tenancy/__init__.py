@@ -1,1 +1,5 @@
-"""Socle tenancy service: the tenant registry (EPCI and member communes), onboarding, data-sharing grants, audit log and isolation evidence."""
+"""Socle tenancy service.
+
+The tenant registry (EPCI and member communes), onboarding, data-sharing grants, audit log
+and isolation evidence.
+"""

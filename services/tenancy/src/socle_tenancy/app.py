@@ -14,5 +14,8 @@ def create_app(settings: TenancySettings | None = None) -> Litestar:
         settings,
         route_handlers=[],
         title="Socle tenancy",
-        description="The tenant registry (EPCI and member communes), onboarding, data-sharing grants, audit log and isolation evidence.",
+        description=(
+            "The tenant registry (EPCI and member communes), onboarding, data-sharing grants, "
+            "audit log and isolation evidence."
+        ),
     )

@@ -1,0 +1,87 @@
+"""`make up` / `make down` as the README promises them, on free ports and a scratch state folder.
+
+Runs the real command (embedded PostgreSQL, Keycloak, every service), checks every service is
+ready and Keycloak's discovery answers, then stops it and checks no process is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from socle_devstack.processes import free_port
+from socle_devstack.stack import REPO_ROOT, SERVICES
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            found.append(f"{proc.name}: {cmdline[:160]}")
+    return found
+
+
+@pytest.fixture
+def scratch_state():
+    state = Path(tempfile.mkdtemp(prefix="socle-up-"))
+    state.chmod(0o755)  # the embedded PostgreSQL runs as its own user under root
+    yield state
+    shutil.rmtree(state, ignore_errors=True)
+
+
+def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) -> None:
+    ports = {s: free_port() for s in SERVICES}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCLE_")}
+    env.update({f"SOCLE_{s.upper()}_PORT": str(p) for s, p in ports.items()})
+    env.update(
+        {
+            "SOCLE_STATE_DIR": str(scratch_state),
+            "SOCLE_POSTGRES_PORT": str(free_port()),
+            "SOCLE_KEYCLOAK_PORT": str(free_port()),
+            "SOCLE_KEYCLOAK_MANAGEMENT_PORT": str(free_port()),
+        }
+    )
+    command = [sys.executable, "-m", "socle_devstack.cli"]
+    up = subprocess.Popen(
+        [*command, "up"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        assert up.stdout is not None
+        for line in up.stdout:
+            output.append(line)
+            if line.startswith("Logs:") or time.monotonic() > deadline:
+                break
+        assert any("Socle is ready" in line for line in output), "".join(output)
+        for service, port in ports.items():
+            response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
+            assert response.status_code == 200, f"{service}: {response.text}"
+        issuer = f"http://127.0.0.1:{env['SOCLE_KEYCLOAK_PORT']}/realms/socle"
+        assert httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()["issuer"] == issuer
+        banner = "".join(output)
+        assert "Demo logins" in banner
+        assert f"http://localhost:{ports['console']}/" in banner
+    finally:
+        down = subprocess.run([*command, "down"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+        up.wait(timeout=60)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert up.returncode == 0
+    time.sleep(1)
+    assert _processes_mentioning(str(scratch_state)) == []
+    assert not (scratch_state / "pids.json").exists()
