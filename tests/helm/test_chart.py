@@ -31,9 +31,7 @@ Template = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _load_generator() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "socle_helm_generate", ROOT / "helm/tools/generate.py"
-    )
+    spec = importlib.util.spec_from_file_location("socle_helm_generate", ROOT / "helm/tools/generate.py")
     assert spec
     assert spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -76,9 +74,7 @@ def run_helm(helm: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
 def template(helm: str) -> Template:
     """Run `helm template` of the umbrella chart with values files and --set pairs."""
 
-    def _template(
-        *values_files: Path, sets: tuple[str, ...] = ()
-    ) -> subprocess.CompletedProcess[str]:
+    def _template(*values_files: Path, sets: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
         args: list[str | Path] = ["template", RELEASE, CHART, "--namespace", NAMESPACE]
         for values in values_files:
             args += ["--values", values]
@@ -190,9 +186,7 @@ def test_schema_describes_every_value(values_file: Path) -> None:
 
     absent = [p for p in _key_paths(values) if closed(p) and _schema_node(schema, p) is None]
     assert not absent, f"values missing from values.schema.json: {absent}"
-    missing = list(
-        _undocumented(values, lambda path: "description" in (_schema_node(schema, path) or {}))
-    )
+    missing = list(_undocumented(values, lambda path: "description" in (_schema_node(schema, path) or {})))
     assert not missing, f"schema entries without a description: {missing}"
 
 
@@ -255,9 +249,7 @@ def test_every_image_is_pinned(rendered: dict[str, list[Manifest]], values: Path
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_deployments_probe_and_run_unprivileged(
-    rendered: dict[str, list[Manifest]], values: Path
-) -> None:
+def test_deployments_probe_and_run_unprivileged(rendered: dict[str, list[Manifest]], values: Path) -> None:
     deployments = of_kind(rendered[values.name], "Deployment")
     assert deployments
     for deployment in deployments:
@@ -295,9 +287,7 @@ def test_no_secret_is_rendered(rendered: dict[str, list[Manifest]], values: Path
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_credentials_come_from_existing_secrets(
-    rendered: dict[str, list[Manifest]], values: Path
-) -> None:
+def test_credentials_come_from_existing_secrets(rendered: dict[str, list[Manifest]], values: Path) -> None:
     chosen = yaml.safe_load(values.read_text())
     for owner, spec in pod_specs(rendered[values.name]):
         for container in spec["containers"]:
@@ -319,15 +309,12 @@ def test_migration_jobs_are_pre_install_and_pre_upgrade_hooks(
     expected = {
         s
         for s in SERVICES
-        if chosen.get(s, {}).get("enabled", True)
-        and chosen.get(s, {}).get("migrations", {}).get("enabled", True)
+        if chosen.get(s, {}).get("enabled", True) and chosen.get(s, {}).get("migrations", {}).get("enabled", True)
     }
     jobs = of_kind(docs, "Job")
     assert {service_of(job) for job in jobs} == expected
     hook_accounts = {
-        sa["metadata"]["name"]: sa
-        for sa in of_kind(docs, "ServiceAccount")
-        if "annotations" in sa["metadata"]
+        sa["metadata"]["name"]: sa for sa in of_kind(docs, "ServiceAccount") if "annotations" in sa["metadata"]
     }
     for job in jobs:
         service = service_of(job)
@@ -348,15 +335,11 @@ def test_migration_jobs_are_pre_install_and_pre_upgrade_hooks(
         # ServiceAccount, which pre-install hooks run before.
         account = hook_accounts[spec["serviceAccountName"]]
         assert account["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
-        assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(
-            annotations["helm.sh/hook-weight"]
-        )
+        assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_only_migrations_get_the_schema_owner(
-    rendered: dict[str, list[Manifest]], values: Path
-) -> None:
+def test_only_migrations_get_the_schema_owner(rendered: dict[str, list[Manifest]], values: Path) -> None:
     for deployment in of_kind(rendered[values.name], "Deployment"):
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         env = env_of(container)
@@ -365,9 +348,7 @@ def test_only_migrations_get_the_schema_owner(
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_services_select_only_their_service_pods(
-    rendered: dict[str, list[Manifest]], values: Path
-) -> None:
+def test_services_select_only_their_service_pods(rendered: dict[str, list[Manifest]], values: Path) -> None:
     docs = rendered[values.name]
     deployments = {service_of(d): d for d in of_kind(docs, "Deployment")}
     jobs = of_kind(docs, "Job")
@@ -379,15 +360,11 @@ def test_services_select_only_their_service_pods(
         assert deployment["spec"]["selector"]["matchLabels"] == selector
         for job in jobs:
             job_labels = job["spec"]["template"]["metadata"]["labels"]
-            assert not selector.items() <= job_labels.items(), (
-                "a Service would route to a migration pod"
-            )
+            assert not selector.items() <= job_labels.items(), "a Service would route to a migration pod"
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_settings_use_each_service_prefix(
-    rendered: dict[str, list[Manifest]], values: Path
-) -> None:
+def test_settings_use_each_service_prefix(rendered: dict[str, list[Manifest]], values: Path) -> None:
     chosen = yaml.safe_load(values.read_text())
     for owner, spec in pod_specs(rendered[values.name]):
         if owner["kind"] == "Pod":
@@ -397,9 +374,7 @@ def test_settings_use_each_service_prefix(
         assert all(name.startswith(f"SOCLE_{service.upper()}_") for name in env), sorted(env)
         prefix = f"SOCLE_{service.upper()}_"
         assert env[prefix + "OIDC_ISSUER"]["value"] == chosen["global"]["oidc"]["issuer"]
-        assert env[prefix + "ENVIRONMENT"]["value"] == chosen["global"].get(
-            "environment", "production"
-        )
+        assert env[prefix + "ENVIRONMENT"]["value"] == chosen["global"].get("environment", "production")
 
 
 def _settings_class(service: str) -> Any:
@@ -411,13 +386,9 @@ def _settings_class(service: str) -> Any:
     classes = [
         value
         for value in vars(config).values()
-        if isinstance(value, type)
-        and issubclass(value, ServiceSettings)
-        and value is not ServiceSettings
+        if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings
     ]
-    assert len(classes) == 1, (
-        f"socle_{service}.config: expected one settings class, found {classes}"
-    )
+    assert len(classes) == 1, f"socle_{service}.config: expected one settings class, found {classes}"
     return classes[0]
 
 
@@ -440,9 +411,7 @@ def test_rendered_settings_exist_in_the_services(rendered: dict[str, list[Manife
                 pytest.skip("the services' packages are not importable (run in the workspace)")
             prefix = f"SOCLE_{service.upper()}_"
             names = {name.removeprefix(prefix).lower() for name in env_of(spec["containers"][0])}
-            assert names <= fields, (
-                f"{service}: not settings of the service: {sorted(names - fields)}"
-            )
+            assert names <= fields, f"{service}: not settings of the service: {sorted(names - fields)}"
             checked += 1
     assert checked
 
@@ -487,36 +456,23 @@ def test_services_accept_the_rendered_settings(
                     where = f"{values_name}: {owner['kind']} {owner['metadata']['name']}"
                     errors.append((owner["kind"], where, str(error)))
     unexpected = [
-        (where, error)
-        for kind, where, error in errors
-        if not (kind == "Deployment" and OWNER_URL_REQUIRED in error)
+        (where, error) for kind, where, error in errors if not (kind == "Deployment" and OWNER_URL_REQUIRED in error)
     ]
     assert not unexpected, unexpected
     if errors:
-        pytest.xfail(
-            f"{len(errors)} Deployments refused: {OWNER_URL_REQUIRED} (settings, not the chart)"
-        )
+        pytest.xfail(f"{len(errors)} Deployments refused: {OWNER_URL_REQUIRED} (settings, not the chart)")
 
 
 def test_console_is_given_the_other_services_urls(rendered: dict[str, list[Manifest]]) -> None:
-    [console] = [
-        d
-        for d in of_kind(rendered["default-values.yaml"], "Deployment")
-        if service_of(d) == "console"
-    ]
+    [console] = [d for d in of_kind(rendered["default-values.yaml"], "Deployment") if service_of(d) == "console"]
     env = env_of(console["spec"]["template"]["spec"]["containers"][0])
     urls = json.loads(env["SOCLE_CONSOLE_SERVICE_URLS"]["value"])
-    services = {
-        service_of(s): s["metadata"]["name"]
-        for s in of_kind(rendered["default-values.yaml"], "Service")
-    }
+    services = {service_of(s): s["metadata"]["name"] for s in of_kind(rendered["default-values.yaml"], "Service")}
     assert urls == {s: f"http://{services[s]}:8000" for s in SERVICES if s != "console"}
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
-def test_helm_test_pod_checks_every_installed_service(
-    rendered: dict[str, list[Manifest]], values: Path
-) -> None:
+def test_helm_test_pod_checks_every_installed_service(rendered: dict[str, list[Manifest]], values: Path) -> None:
     docs = rendered[values.name]
     [pod] = of_kind(docs, "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
@@ -526,8 +482,7 @@ def test_helm_test_pod_checks_every_installed_service(
     urls = env_of(container)["HEALTH_URLS"]["value"].split()
     services = of_kind(docs, "Service")
     assert sorted(urls) == sorted(
-        f"http://{s['metadata']['name']}.{NAMESPACE}.svc:{s['spec']['ports'][0]['port']}/health/ready"
-        for s in services
+        f"http://{s['metadata']['name']}.{NAMESPACE}.svc:{s['spec']['ports'][0]['port']}/health/ready" for s in services
     )
     assert "wget" in container["command"][-1]
 
@@ -619,9 +574,7 @@ def test_missing_existing_secret_fails(template: Template) -> None:
 
 def test_one_service_without_secret_fails(template: Template, tmp_path: Path) -> None:
     values = {"global": {"existingSecret": ""}}
-    values.update(
-        {s: {"database": {"existingSecret": f"{s}-db"}} for s in SERVICES if s != "billing"}
-    )
+    values.update({s: {"database": {"existingSecret": f"{s}-db"}} for s in SERVICES if s != "billing"})
     fails_with(
         template(DEFAULT, _values_file(tmp_path, values)),
         "billing: no Secret",
@@ -664,9 +617,7 @@ def test_weakened_security_context_fails(template: Template) -> None:
 
 
 def test_secret_env_cannot_override_chart_settings(template: Template, tmp_path: Path) -> None:
-    values = _values_file(
-        tmp_path, {"tenancy": {"secretEnv": [{"name": "DATABASE_URL", "key": "somewhere-else"}]}}
-    )
+    values = _values_file(tmp_path, {"tenancy": {"secretEnv": [{"name": "DATABASE_URL", "key": "somewhere-else"}]}})
     fails_with(template(DEFAULT, values), "/tenancy/secretEnv/0/name")
 
 
@@ -679,13 +630,7 @@ def test_defaults_alone_fail_with_what_to_set(template: Template) -> None:
 def test_secret_env_is_read_from_the_secret(template: Template, tmp_path: Path) -> None:
     values = _values_file(
         tmp_path,
-        {
-            "identity": {
-                "secretEnv": [
-                    {"name": "ADMIN_CLIENT_SECRET", "key": "identity-admin-client-secret"}
-                ]
-            }
-        },
+        {"identity": {"secretEnv": [{"name": "ADMIN_CLIENT_SECRET", "key": "identity-admin-client-secret"}]}},
     )
     result = template(DEFAULT, values)
     assert result.returncode == 0, result.stderr

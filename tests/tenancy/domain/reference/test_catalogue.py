@@ -223,9 +223,7 @@ def test_wrong_format_is_refused(tmp_path: Path) -> None:
 # -- declarations --------------------------------------------------------------------
 
 
-def test_demo_declarations_are_valid(
-    validator: Draft202012Validator, catalogue: ReferenceCatalogue
-) -> None:
+def test_demo_declarations_are_valid(validator: Draft202012Validator, catalogue: ReferenceCatalogue) -> None:
     paths = sorted(DEMO_DIR.glob("*.json"))
     assert DEMO_PATH in paths
     for path in paths:
@@ -248,9 +246,7 @@ def test_demo_communes_are_real_members_of_the_declared_epci(
         assert insee in epci.member_insee
 
 
-def test_unknown_key_is_rejected_with_its_path(
-    validator: Draft202012Validator, demo: dict[str, Any]
-) -> None:
+def test_unknown_key_is_rejected_with_its_path(validator: Draft202012Validator, demo: dict[str, Any]) -> None:
     broken = copy.deepcopy(demo)
     broken["communes"][1]["max_devices"] = 10  # belongs under "quotas"
     broken["owner"] = "someone"
@@ -264,9 +260,7 @@ def test_unknown_key_is_rejected_with_its_path(
     assert errors[1].json_path == "$.communes[1]"
 
 
-def test_bad_insee_code_is_rejected_with_its_path(
-    validator: Draft202012Validator, demo: dict[str, Any]
-) -> None:
+def test_bad_insee_code_is_rejected_with_its_path(validator: Draft202012Validator, demo: dict[str, Any]) -> None:
     broken = copy.deepcopy(demo)
     broken["communes"][0]["insee"] = "3032"
     broken["communes"][2]["insee"] = 30091  # a number loses the leading zero of 01001
@@ -322,9 +316,7 @@ def test_other_shape_errors(
     assert [(e.json_path, str(e.validator)) for e in errors] == [(path, validator_kind)]
 
 
-def test_reference_check_catches_what_the_schema_cannot(
-    demo: dict[str, Any], catalogue: ReferenceCatalogue
-) -> None:
+def test_reference_check_catches_what_the_schema_cannot(demo: dict[str, Any], catalogue: ReferenceCatalogue) -> None:
     demo["communes"].append({"insee": "2A004"})  # Ajaccio: real, but not in this EPCI
     demo["communes"].append({"insee": "30321"})  # Sommières twice
     demo["communes"][1]["email_domains"] = ["mairie-sommieres.fr"]  # claimed by Sommières

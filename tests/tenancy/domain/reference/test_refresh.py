@@ -30,9 +30,7 @@ from socle_tenancy.domain.reference.refresh import (
 SOURCE = {"package": "@etalab/decoupage-administratif", "version": "0.0.1-test"}
 
 
-def commune(
-    code: str, nom: str, siren: str | None, population: int | None, **extra: Any
-) -> dict[str, Any]:
+def commune(code: str, nom: str, siren: str | None, population: int | None, **extra: Any) -> dict[str, Any]:
     departement = code[:2]
     row: dict[str, Any] = {
         "code": code,

@@ -422,9 +422,7 @@ def reference_dir() -> Path:
     for directory in _ancestors():
         if (directory / "tenants").is_dir():
             return directory / "tenants" / "reference"
-    raise ReferenceDataError(
-        f"no tenants/ directory above {Path(__file__).parent} or {Path.cwd()}; pass --output-dir"
-    )
+    raise ReferenceDataError(f"no tenants/ directory above {Path(__file__).parent} or {Path.cwd()}; pass --output-dir")
 
 
 @functools.cache

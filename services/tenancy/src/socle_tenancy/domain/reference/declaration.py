@@ -31,9 +31,7 @@ def _domain(email: str) -> str:
     return email.rpartition("@")[2].lower()
 
 
-def check_declaration(
-    declaration: Mapping[str, Any], catalogue: ReferenceCatalogue
-) -> list[DeclarationIssue]:
+def check_declaration(declaration: Mapping[str, Any], catalogue: ReferenceCatalogue) -> list[DeclarationIssue]:
     """Every way the declaration contradicts the reference or itself; empty if none."""
     issues: list[DeclarationIssue] = []
     epci_decl: Mapping[str, Any] = declaration.get("epci", {})
@@ -55,11 +53,7 @@ def check_declaration(
             here = f"{pointer}/{index}"
             key = domain.lower()
             if key in owners:
-                issues.append(
-                    DeclarationIssue(
-                        here, f"e-mail domain {domain} already claimed at {owners[key]}"
-                    )
-                )
+                issues.append(DeclarationIssue(here, f"e-mail domain {domain} already claimed at {owners[key]}"))
             else:
                 owners[key] = here
 
@@ -117,7 +111,5 @@ def check_declaration(
     key: Mapping[str, Any] = declaration.get("allocation_key", {})
     weights: Mapping[str, float] = key.get("weights", {})
     if key.get("method") == "weighted" and not any(w > 0 for w in weights.values()):
-        issues.append(
-            DeclarationIssue("/allocation_key/weights", "at least one weight must be above 0")
-        )
+        issues.append(DeclarationIssue("/allocation_key/weights", "at least one weight must be above 0"))
     return issues

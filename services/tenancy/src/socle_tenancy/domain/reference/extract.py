@@ -88,9 +88,7 @@ def read_package(package_dir: Path) -> PackageData:
         manifest=load(manifest_path) if manifest_path.is_file() else {},
         epcis=load(data_dir / "epci.json"),
         communes=load(data_dir / "communes.json"),
-        departements=load(data_dir / "departements.json")
-        if (data_dir / "departements.json").is_file()
-        else (),
+        departements=load(data_dir / "departements.json") if (data_dir / "departements.json").is_file() else (),
         regions=load(data_dir / "regions.json") if (data_dir / "regions.json").is_file() else (),
     )
 
@@ -175,22 +173,17 @@ def build_extract_from(package: PackageData, source: Mapping[str, Any]) -> Build
                         "warning",
                         "siren-mismatch",
                         subject,
-                        f"communes.json says {cog_row['siren']}, epci.json says {dgcl_siren}; "
-                        "kept communes.json",
+                        f"communes.json says {cog_row['siren']}, epci.json says {dgcl_siren}; kept communes.json",
                     )
                 )
             problem = siren_problem(commune_siren)
             if problem is not None:
-                issues.append(
-                    Issue("error", "invalid-commune-siren", subject, f"{problem}; left out")
-                )
+                issues.append(Issue("error", "invalid-commune-siren", subject, f"{problem}; left out"))
                 rejected.add(insee)
                 continue
             population = _int_or_none(cog_row.get("population"))
             if population is None:
-                issues.append(
-                    Issue("warning", "missing-population", subject, "no population in source")
-                )
+                issues.append(Issue("warning", "missing-population", subject, "no population in source"))
             departement = str(cog_row.get("departement", ""))
             if departement != departement_of_insee(insee):
                 issues.append(
@@ -256,9 +249,7 @@ def build_extract_from(package: PackageData, source: Mapping[str, Any]) -> Build
     extract: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "source": dict(source),
-        "regions": {
-            str(r["code"]): str(r["nom"]) for r in sorted(package.regions, key=lambda r: r["code"])
-        },
+        "regions": {str(r["code"]): str(r["nom"]) for r in sorted(package.regions, key=lambda r: r["code"])},
         "departements": {
             str(d["code"]): {"name": str(d["nom"]), "region": str(d.get("region", ""))}
             for d in sorted(package.departements, key=lambda d: d["code"])
@@ -343,10 +334,7 @@ class ExtractDiff:
         out += show("EPCIs renamed", self.epcis_renamed)
         out += show(
             "EPCIs whose members changed",
-            [
-                (s, f"+{','.join(a) or '-'}", f"-{','.join(r) or '-'}")
-                for s, a, r in self.membership_changed
-            ],
+            [(s, f"+{','.join(a) or '-'}", f"-{','.join(r) or '-'}") for s, a, r in self.membership_changed],
         )
         out += show("communes added", self.communes_added)
         out += show("communes removed", self.communes_removed)

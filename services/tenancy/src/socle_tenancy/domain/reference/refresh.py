@@ -76,8 +76,7 @@ def npm_pack(version: str, workdir: Path) -> tuple[Path, dict[str, Any]]:
     npm = shutil.which("npm")
     if npm is None:
         raise RefreshError(
-            "npm is not on PATH: install Node.js/npm, or download the tarball elsewhere and "
-            "pass it with --tarball"
+            "npm is not on PATH: install Node.js/npm, or download the tarball elsewhere and pass it with --tarball"
         )
     spec = f"{PACKAGE}@{version}"
     try:
@@ -177,9 +176,7 @@ def source_metadata(
     readme = readme_path.read_text("utf-8") if readme_path.is_file() else ""
     integrity = sri_sha512(tarball)
     if npm_info.get("integrity") and npm_info["integrity"] != integrity:
-        raise RefreshError(
-            f"tarball integrity {integrity} differs from npm's {npm_info['integrity']}"
-        )
+        raise RefreshError(f"tarball integrity {integrity} differs from npm's {npm_info['integrity']}")
     population, known = population_reference(version, readme)
     return (
         {
@@ -209,8 +206,7 @@ def summary(result: BuildResult, old: Mapping[str, Any] | None) -> list[str]:
     population = sum(c["population"] or 0 for c in result.extract["communes"])
     lines = [
         f"{source['package']} {source['version']} ({source['integrity'][:27]}...)",
-        f"EPCIs: {result.epci_count}   member communes: {result.commune_count}   "
-        f"population municipale: {population:,}",
+        f"EPCIs: {result.epci_count}   member communes: {result.commune_count}   population municipale: {population:,}",
     ]
     kinds = Counter(e["kind"] for e in result.extract["epcis"])
     lines.append("EPCI kinds: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
@@ -239,9 +235,7 @@ def write_outputs(result: BuildResult, package_dir: Path, output_dir: Path) -> d
         "communes": result.commune_count,
         "commune_types_kept": ["commune-actuelle"],
     }
-    (output_dir / SOURCE_FILENAME).write_text(
-        json.dumps(source, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    (output_dir / SOURCE_FILENAME).write_text(json.dumps(source, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     licence = package_dir / "LICENSE"
     if licence.is_file():
         shutil.copyfile(licence, output_dir / LICENSE_FILENAME)
@@ -308,12 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", default="latest", help="package version (default: latest)")
     parser.add_argument("--dry-run", action="store_true", help="report, write nothing")
-    parser.add_argument(
-        "--tarball", type=Path, help="use this already downloaded .tgz instead of npm pack"
-    )
-    parser.add_argument(
-        "--output-dir", type=Path, help="where to write (default: the repo's tenants/reference)"
-    )
+    parser.add_argument("--tarball", type=Path, help="use this already downloaded .tgz instead of npm pack")
+    parser.add_argument("--output-dir", type=Path, help="where to write (default: the repo's tenants/reference)")
     parser.add_argument(
         "--allow-issues",
         action="store_true",

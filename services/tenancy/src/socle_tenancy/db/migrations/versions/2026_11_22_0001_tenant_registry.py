@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.Column("status", sa.Text(), nullable=False, server_default="invited"),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.CheckConstraint("kind IN ('epci', 'commune')", name="kind"),
-        sa.CheckConstraint(
-            "status IN ('invited', 'active', 'suspended', 'offboarding', 'deleted')", name="status"
-        ),
+        sa.CheckConstraint("status IN ('invited', 'active', 'suspended', 'offboarding', 'deleted')", name="status"),
         sa.UniqueConstraint("key"),
         schema="tenancy",
     )
