@@ -60,16 +60,20 @@ def _tail(log_file: Path | None, lines: int = 25) -> str:
 
 
 def spawn(
-    cmd: list[str], log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+    cmd: list[str], log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None, inherit: bool = True
 ) -> subprocess.Popen[bytes]:
-    """Start a process in its own process group, output appended to its log file."""
+    """Start a process in its own process group, output appended to its log file.
+
+    ``inherit=False`` gives the process exactly ``env`` (services must not see variables of
+    their prefix that are not settings, e.g. ``SOCLE_TENANCY_PORT`` meant for ``make up``).
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as log:
         return subprocess.Popen(
             cmd,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {})} if inherit else dict(env or {}),
             cwd=cwd,
             start_new_session=True,
         )

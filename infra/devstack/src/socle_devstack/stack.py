@@ -157,6 +157,7 @@ class ServiceProcess:
             ],
             self.log_file,
             env={**_clean_env(), **env},
+            inherit=False,
         )
 
     def wait_ready(self, timeout: float = 60) -> None:
