@@ -176,9 +176,10 @@ def down() -> int:
         _say("asking the running `make up` to stop")
         os.kill(supervisor, signal.SIGTERM)
         deadline = time.monotonic() + 90
-        while _alive(supervisor) and time.monotonic() < deadline:
+        # The supervisor removes the process list once everything it started has stopped.
+        while pids_file.exists() and _alive(supervisor) and time.monotonic() < deadline:
             time.sleep(0.3)
-        if not _alive(supervisor):
+        if not pids_file.exists():
             pids_file.unlink(missing_ok=True)
             _say("stopped")
             return 0
