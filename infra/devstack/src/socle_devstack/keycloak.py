@@ -118,7 +118,7 @@ class KeycloakServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            stop_group(self.process.pid, timeout=30)
+            stop_group(self.process.pid, timeout=30, process=self.process)
 
     def admin_token(self) -> str:
         response = httpx.post(

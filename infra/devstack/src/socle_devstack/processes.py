@@ -79,8 +79,22 @@ def spawn(
         )
 
 
-def stop_group(pid: int, timeout: float = 20) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
+def stop_group(pid: int, timeout: float = 20, process: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after ``timeout``.
+
+    For a child of ours, pass its ``Popen``: it is reaped as it exits (an unreaped zombie
+    would otherwise keep its group alive until the timeout).
+    """
+    if process is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            process.wait(5)
+        return
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -165,7 +165,7 @@ class ServiceProcess:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            stop_group(self.process.pid)
+            stop_group(self.process.pid, process=self.process)
 
 
 def start_postgres(state_dir: Path, port: int, source: str, durable: bool = True) -> PostgresServer:
