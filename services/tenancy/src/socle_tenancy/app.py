@@ -2,20 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
 from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
 
 from socle_core.app import create_service_app
 from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.onboarding.controllers import OnboardingController
+from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
+from socle_tenancy.domain.reference import ReferenceCatalogue, default_catalogue
+from socle_tenancy.domain.tenants.controllers import EpciController, TenantController
 
 
-def create_app(settings: TenancySettings | None = None) -> Litestar:
+def create_app(
+    settings: TenancySettings | None = None, *, keycloak_transport: httpx.AsyncBaseTransport | None = None
+) -> Litestar:
+    """``keycloak_transport`` replaces the network under the Keycloak admin client (fault-injection tests)."""
     settings = settings or TenancySettings()  # type: ignore[call-arg]
+
+    @asynccontextmanager
+    async def onboarding(app: Litestar) -> AsyncIterator[None]:
+        keycloak = KeycloakAdmin(settings, transport=keycloak_transport)
+        app.state.keycloak = keycloak
+        app.state.onboarding = OnboardingWorkflow(app.state.db_engine, app.state.db_session_maker, keycloak, settings)
+        try:
+            yield
+        finally:
+            await keycloak.aclose()
+
     return create_service_app(
         settings,
-        route_handlers=[],
+        route_handlers=[EpciController, TenantController, OnboardingController],
         title="Socle tenancy",
         description=(
             "The tenant registry (EPCI and member communes), onboarding, data-sharing grants, "
             "audit log and isolation evidence."
         ),
+        lifespan=[onboarding],
+        dependencies={
+            "catalogue": Provide(_catalogue, sync_to_thread=False),
+            "workflow": Provide(_workflow, sync_to_thread=False),
+            "keycloak": Provide(_keycloak, sync_to_thread=False),
+        },
     )
+
+
+def _catalogue() -> ReferenceCatalogue:
+    return default_catalogue()
+
+
+def _workflow(state: State) -> OnboardingWorkflow:
+    return state.onboarding  # type: ignore[no-any-return]
+
+
+def _keycloak(state: State) -> KeycloakAdmin:
+    return state.keycloak  # type: ignore[no-any-return]

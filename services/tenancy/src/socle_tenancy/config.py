@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from typing import ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
 
 from socle_core.settings import ServiceSettings, service_config
 
@@ -10,3 +13,46 @@ from socle_core.settings import ServiceSettings, service_config
 class TenancySettings(ServiceSettings):
     model_config = service_config("SOCLE_TENANCY_")
     service_name: ClassVar[str] = "tenancy"
+
+    keycloak_admin_url: str | None = Field(
+        default=None,
+        description="Base URL of Keycloak's admin REST API for the realm, e.g. "
+        "https://sso.example.fr/admin/realms/socle; defaults to the one of oidc_issuer.",
+    )
+    keycloak_client_id: str = Field(
+        default="socle-platform",
+        min_length=1,
+        description="Confidential service-account client the onboarding workflow uses on Keycloak.",
+    )
+    keycloak_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of keycloak_client_id; onboarding answers 503 until it is set.",
+    )
+    keycloak_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    default_max_devices: int = Field(default=100, ge=0)
+    default_max_readings_per_day: int = Field(default=200_000, ge=0)
+    default_storage_gb: int = Field(default=5, ge=0)
+
+    @field_validator("keycloak_admin_url")
+    @classmethod
+    def _admin_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or "/admin/realms/" not in parts.path:
+            raise ValueError(
+                "must be an http(s) URL ending in /admin/realms/<realm>, e.g. https://sso.example.fr/admin/realms/socle"
+            )
+        return value.rstrip("/")
+
+    @property
+    def effective_keycloak_admin_url(self) -> str:
+        """The admin API of the realm that issues the tokens: ``…/realms/x`` → ``…/admin/realms/x``."""
+        if self.keycloak_admin_url:
+            return self.keycloak_admin_url
+        base, _, realm = self.oidc_issuer.rpartition("/realms/")
+        return f"{base}/admin/realms/{realm}"
+
+    @property
+    def keycloak_token_url(self) -> str:
+        return f"{self.oidc_issuer}/protocol/openid-connect/token"

@@ -1,0 +1,1 @@
+"""Onboarding workflow: tenant row, Keycloak organization, first admin, quotas, activation."""

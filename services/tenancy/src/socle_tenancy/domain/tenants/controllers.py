@@ -1,0 +1,136 @@
+"""HTTP API of the tenant registry: the EPCI, its candidates, tenants and their lifecycle."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socle_core.auth import Principal
+from socle_tenancy.db.models import TenantKind, TenantStatus
+from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin, require_registry_reader
+from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from socle_tenancy.domain.onboarding.schemas import OnboardingOut, StepOut
+from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, is_completed
+from socle_tenancy.domain.reference import ReferenceCatalogue
+from socle_tenancy.domain.tenants import services
+from socle_tenancy.domain.tenants.schemas import CandidatesOut, EpciIn, EpciOut, StatusChangeIn, TenantOut, TenantPage
+
+
+class EpciController(Controller):
+    path = "/v1/epcis"
+    tags = ["epci"]
+
+    @post("/")
+    async def register(
+        self,
+        data: EpciIn,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        catalogue: ReferenceCatalogue,
+    ) -> Response[EpciOut]:
+        """Register the deployment's EPCI by SIREN; its member communes come back as candidates."""
+        request.user.require_role(*ADMIN_ROLES)
+        epci = services.reference_epci(catalogue, data.siren)
+        require_epci_admin(request.user, epci.siren)
+        tenant, created = await services.register_epci(db_session, catalogue, epci.siren)
+        body = EpciOut(
+            tenant=TenantOut.of(tenant),
+            kind_label=epci.kind_label,
+            member_count=epci.member_count,
+            reference=f"{catalogue.source.package} {catalogue.source.version}",
+            candidates=await services.candidates(db_session, catalogue, tenant),
+        )
+        return Response(body, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
+
+    @get("/{siren:str}/candidates")
+    async def list_candidates(
+        self,
+        siren: str,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        catalogue: ReferenceCatalogue,
+    ) -> CandidatesOut:
+        """Member communes of the EPCI from the official reference, with their tenant status."""
+        require_epci_admin(request.user, siren)
+        epci = await services.registered_epci(db_session, siren)
+        return CandidatesOut(epci_siren=siren, candidates=await services.candidates(db_session, catalogue, epci))
+
+
+class TenantController(Controller):
+    path = "/v1/tenants"
+    tags = ["tenants"]
+
+    @get("/")
+    async def list_tenants(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+        kind: TenantKind | None = None,
+        status: TenantStatus | None = None,
+    ) -> TenantPage:
+        """The registry, EPCI first then communes by key; offset pagination."""
+        require_registry_reader(request.user)
+        items, total = await services.list_tenants(db_session, limit=limit, offset=offset, kind=kind, status=status)
+        return TenantPage(items=[TenantOut.of(t) for t in items], total=total, limit=limit, offset=offset)
+
+    @get("/{ref:str}")
+    async def get_tenant(
+        self,
+        ref: str,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        workflow: OnboardingWorkflow,
+    ) -> OnboardingOut:
+        """A tenant (by id, key or INSEE code) with the state of its onboarding steps."""
+        tenant = await services.resolve_tenant(db_session, ref)
+        require_registry_reader(request.user, tenant.id)
+        _, steps = await workflow.state(tenant.id)
+        return OnboardingOut(
+            tenant=TenantOut.of(tenant), completed=is_completed(steps), steps=[StepOut.of(s) for s in steps]
+        )
+
+    @post("/{ref:str}/suspend", status_code=HTTP_200_OK)
+    async def suspend(
+        self,
+        ref: str,
+        data: StatusChangeIn,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        keycloak: KeycloakAdmin,
+    ) -> TenantOut:
+        """Suspend an active tenant: its Keycloak organization is disabled, its data kept."""
+        return await self._transition(ref, data, request.user, db_session, keycloak, TenantStatus.suspended)
+
+    @post("/{ref:str}/reactivate", status_code=HTTP_200_OK)
+    async def reactivate(
+        self,
+        ref: str,
+        data: StatusChangeIn,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        keycloak: KeycloakAdmin,
+    ) -> TenantOut:
+        """Bring a suspended tenant back: its Keycloak organization is enabled again."""
+        return await self._transition(ref, data, request.user, db_session, keycloak, TenantStatus.active)
+
+    @staticmethod
+    async def _transition(
+        ref: str,
+        data: StatusChangeIn,
+        principal: Principal,
+        session: AsyncSession,
+        keycloak: KeycloakAdmin,
+        target: TenantStatus,
+    ) -> TenantOut:
+        principal.require_role(*ADMIN_ROLES)
+        tenant = await services.resolve_tenant(session, ref)
+        epci = await services.deployment_epci(session)
+        require_epci_admin(principal, epci.siren if epci and epci.siren else "")
+        await services.suspend_or_reactivate(session, keycloak, tenant, target, data.reason)
+        return TenantOut.of(tenant)

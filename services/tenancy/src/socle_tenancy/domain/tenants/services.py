@@ -1,0 +1,196 @@
+"""The tenant registry: registering the EPCI, candidates, lookups and lifecycle transitions.
+
+Services only ``flush()``; the request's transaction commits (STYLE 2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socle_core.errors import Conflict, InvalidInput, NotFound
+from socle_tenancy.db.models import Tenant, TenantKind, TenantStatus
+from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from socle_tenancy.domain.reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
+from socle_tenancy.domain.reference.codes import is_valid_insee, normalise_insee, siren_problem
+from socle_tenancy.domain.tenants.schemas import CandidateOut
+
+#: Allowed lifecycle transitions; anything else is a 409 saying what is possible.
+TRANSITIONS: dict[TenantStatus, frozenset[TenantStatus]] = {
+    TenantStatus.invited: frozenset({TenantStatus.active, TenantStatus.offboarding}),
+    TenantStatus.active: frozenset({TenantStatus.suspended, TenantStatus.offboarding}),
+    TenantStatus.suspended: frozenset({TenantStatus.active, TenantStatus.offboarding}),
+    TenantStatus.offboarding: frozenset({TenantStatus.deleted}),
+    TenantStatus.deleted: frozenset(),
+}
+
+_DATE_COLUMN = {
+    TenantStatus.active: "activated_at",
+    TenantStatus.suspended: "suspended_at",
+    TenantStatus.offboarding: "offboarding_at",
+    TenantStatus.deleted: "deleted_at",
+}
+
+
+def epci_key(siren: str) -> str:
+    return f"epci-{siren}"
+
+
+def commune_key(insee: str) -> str:
+    return f"commune-{insee}"
+
+
+def reference_epci(catalogue: ReferenceCatalogue, siren: str) -> Epci:
+    """The EPCI of the official reference; a malformed SIREN is a 422, an unknown one a 404."""
+    code = "".join(siren.split())
+    problem = siren_problem(code)
+    if problem is not None:
+        raise InvalidInput(problem, errors=[{"location": "body", "field": "body.siren", "detail": problem}])
+    try:
+        return catalogue.epci(code)
+    except UnknownEpci as exc:
+        raise NotFound(str(exc), siren=code) from exc
+
+
+def reference_commune(catalogue: ReferenceCatalogue, insee: str) -> MemberCommune:
+    try:
+        return catalogue.commune(insee)
+    except UnknownCommune as exc:
+        raise NotFound(str(exc), insee_code=insee) from exc
+
+
+async def deployment_epci(session: AsyncSession) -> Tenant | None:
+    return await session.scalar(select(Tenant).where(Tenant.kind == TenantKind.epci.value))
+
+
+async def registered_epci(session: AsyncSession, siren: str) -> Tenant:
+    epci = await deployment_epci(session)
+    if epci is None or epci.siren != siren:
+        raise NotFound(
+            f"EPCI {siren} is not registered on this platform: register it first with POST /v1/epcis",
+            siren=siren,
+        )
+    return epci
+
+
+async def register_epci(session: AsyncSession, catalogue: ReferenceCatalogue, siren: str) -> tuple[Tenant, bool]:
+    """The EPCI's tenant row, created on first call; the deployment belongs to one EPCI only."""
+    epci = reference_epci(catalogue, siren)
+    existing = await deployment_epci(session)
+    if existing is not None:
+        if existing.siren != epci.siren:
+            raise Conflict(
+                f"this platform already belongs to EPCI {existing.siren} ({existing.name}); "
+                f"one deployment serves one EPCI, so {epci.siren} cannot be registered here",
+                registered_siren=existing.siren,
+            )
+        return existing, False
+    population = catalogue.source.population
+    tenant = Tenant(
+        id=uuid.uuid4(),
+        kind=TenantKind.epci.value,
+        key=epci_key(epci.siren),
+        name=epci.name,
+        siren=epci.siren,
+        population=epci.population,
+        population_year=population.millesime,
+        population_reference=population.figure,
+        email_domains=[],
+        status=TenantStatus.invited.value,
+    )
+    session.add(tenant)
+    await session.flush()
+    return tenant, True
+
+
+async def candidates(session: AsyncSession, catalogue: ReferenceCatalogue, epci: Tenant) -> list[CandidateOut]:
+    """The EPCI's member communes from the reference, with their tenant when onboarded."""
+    assert epci.siren is not None
+    tenants = {t.insee_code: t for t in await session.scalars(select(Tenant).where(Tenant.parent_id == epci.id))}
+    year = catalogue.source.population.millesime
+    out = []
+    for commune in catalogue.members(epci.siren):
+        tenant = tenants.get(commune.insee)
+        out.append(
+            CandidateOut(
+                insee_code=commune.insee,
+                siren=commune.siren,
+                name=commune.name,
+                population=commune.population,
+                population_year=year,
+                departement=commune.departement,
+                key=commune_key(commune.insee),
+                tenant_id=tenant.id if tenant else None,
+                status=tenant.status if tenant else None,
+            )
+        )
+    return out
+
+
+async def resolve_tenant(session: AsyncSession, ref: str) -> Tenant:
+    """A tenant named by its id, its key (``commune-30321``, ``epci-243000296``) or its INSEE code."""
+    try:
+        tenant = await session.get(Tenant, uuid.UUID(ref))
+    except ValueError:
+        insee = normalise_insee(ref)
+        where = Tenant.insee_code == insee if is_valid_insee(insee) else Tenant.key == ref
+        tenant = await session.scalar(select(Tenant).where(where))
+    if tenant is None:
+        raise NotFound(f"no tenant {ref!r}: give its id, its key (commune-<INSEE>, epci-<SIREN>) or its INSEE code")
+    return tenant
+
+
+async def list_tenants(
+    session: AsyncSession, *, limit: int, offset: int, kind: TenantKind | None, status: TenantStatus | None
+) -> tuple[list[Tenant], int]:
+    query = select(Tenant)
+    if kind is not None:
+        query = query.where(Tenant.kind == kind.value)
+    if status is not None:
+        query = query.where(Tenant.status == status.value)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    # EPCI first, then communes by key: a stable order for offset pagination.
+    rows = await session.scalars(query.order_by(Tenant.kind.desc(), Tenant.key).limit(limit).offset(offset))
+    return list(rows), int(total or 0)
+
+
+def change_status(tenant: Tenant, target: TenantStatus, reason: str | None, now: dt.datetime | None = None) -> None:
+    """Move a tenant along its lifecycle, recording when and why; refuse impossible moves."""
+    current = TenantStatus(tenant.status)
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final state)"
+        raise Conflict(
+            f"tenant {tenant.key} is {current.value}: it cannot become {target.value} (possible: {allowed})",
+            current_status=current.value,
+        )
+    now = now or dt.datetime.now(dt.UTC)
+    tenant.status = target.value
+    tenant.status_reason = reason
+    tenant.status_changed_at = now
+    tenant.updated_at = now
+    setattr(tenant, _DATE_COLUMN[target], now)
+
+
+async def suspend_or_reactivate(
+    session: AsyncSession, keycloak: KeycloakAdmin, tenant: Tenant, target: TenantStatus, reason: str
+) -> None:
+    """Suspend (organization disabled, data kept) or reactivate a tenant.
+
+    Keycloak is called after the flush and before the request commits: if it refuses, the
+    request fails and the status change is rolled back; if the commit fails afterwards, the
+    same request repeated converges (enabling or disabling is idempotent).
+    """
+    if target not in (TenantStatus.suspended, TenantStatus.active):
+        raise ValueError(f"not a suspension or reactivation: {target}")
+    if target is TenantStatus.active and tenant.status != TenantStatus.suspended:
+        raise Conflict(
+            f"tenant {tenant.key} is {tenant.status}: only a suspended tenant can be reactivated",
+            current_status=tenant.status,
+        )
+    change_status(tenant, target, reason)
+    await session.flush()
+    if tenant.keycloak_organization_id:
+        await keycloak.set_organization_enabled(tenant.keycloak_organization_id, target is TenantStatus.active)

@@ -1,0 +1,93 @@
+"""The tenancy service's real app on the real PostgreSQL and Keycloak, and tokens per role.
+
+The deployment's EPCI is the demo one (``tenants/demo/cc-pays-de-sommieres.json``): the
+suite shares one database, and a deployment serves one EPCI.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+from socle_devstack.stack import REPO_ROOT
+from socle_tenancy.app import create_app
+from socle_tenancy.config import TenancySettings
+from tests.support.apps import settings_kwargs
+
+DEMO = json.loads((REPO_ROOT / "tenants" / "demo" / "cc-pays-de-sommieres.json").read_text())
+DEMO_SIREN = DEMO["epci"]["siren"]
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert set(body) >= PROBLEM_KEYS, body
+    assert body["type"] == f"urn:socle:problem:{slug}"
+    assert body["status"] == status
+    assert body["detail"]
+    return dict(body)
+
+
+@pytest.fixture
+def tenancy_settings(clean_socle_env, database, keycloak, credentials) -> Callable[..., TenancySettings]:
+    def make(**overrides: Any) -> TenancySettings:
+        return TenancySettings(
+            **settings_kwargs(
+                "tenancy", database, keycloak, keycloak_client_secret=credentials["platform_client"], **overrides
+            )
+        )
+
+    return make
+
+
+@pytest.fixture
+async def tenancy(tenancy_settings) -> AsyncIterator[AsyncTestClient]:
+    async with AsyncTestClient(create_app(tenancy_settings())) as client:
+        yield client
+
+
+def _bearer(kc_admin, roles: tuple[str, ...], organization: tuple[str, Any] | None = None) -> dict[str, str]:
+    client = kc_admin.create_client(roles=roles, organization=organization)
+    return {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
+
+
+@pytest.fixture(scope="session")
+def operator(kc_admin) -> dict[str, str]:
+    """Headers of a platform operator (realm role ``operator``, no tenant)."""
+    return _bearer(kc_admin, ("operator",))
+
+
+@pytest.fixture(scope="session")
+def agent(kc_admin) -> dict[str, str]:
+    """Headers of a commune agent: may not onboard anything."""
+    return _bearer(kc_admin, ("commune-agent",), ("commune-30321", uuid.uuid4()))
+
+
+@pytest.fixture(scope="session")
+def other_epci_admin(kc_admin) -> dict[str, str]:
+    """Headers of the admin of another EPCI than this deployment's."""
+    return _bearer(kc_admin, ("epci-admin",), ("epci-243000643", uuid.uuid4()))
+
+
+@pytest.fixture
+async def demo_epci(tenancy, operator) -> dict[str, Any]:
+    response = await tenancy.post("/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator)
+    assert response.status_code in (200, 201), response.text
+    return dict(response.json())
+
+
+def demo_commune(insee: str) -> dict[str, Any]:
+    """The onboarding request of a commune of the demo declaration."""
+    entry = next(c for c in DEMO["communes"] if c["insee"] == insee)
+    body: dict[str, Any] = {"first_admin_email": entry["first_admin_email"], "email_domains": entry["email_domains"]}
+    if "quotas" in entry:
+        body["quotas"] = entry["quotas"]
+    return body
