@@ -74,6 +74,17 @@ EXTRA_CONFIG: dict[str, str] = {
     ),
 }
 
+#: Secrets a service cannot start without in production (``secretEnv`` defaults).
+SECRET_ENV: dict[str, str] = {
+    service: (
+        "secretEnv:\n"
+        "  # Secret of the socle-platform Keycloak client (organizations, members, service accounts).\n"
+        "  - name: KEYCLOAK_CLIENT_SECRET\n"
+        "    key: keycloak-platform-client-secret\n"
+    )
+    for service in ("tenancy", "identity")
+}
+
 #: Template files of a service chart: file name -> socle-lib template it calls.
 TEMPLATES = {
     "serviceaccount.yaml": "socle-lib.serviceAccount",
@@ -452,6 +463,7 @@ def service_values(service: str) -> str:
     database = (HERE / "database-values.yaml.in").read_text() if has_db else ""
     text = text.replace("@DATABASE@\n", database)
     text = text.replace("@EXTRA_CONFIG@\n", EXTRA_CONFIG.get(service, ""))
+    text = text.replace("@SECRET_ENV@\n", SECRET_ENV.get(service, "secretEnv: []\n"))
     return (
         text.replace("@SERVICE@", service)
         .replace("@PREFIX@", service.upper().replace("-", "_"))

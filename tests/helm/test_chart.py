@@ -417,11 +417,6 @@ def test_rendered_settings_exist_in_the_services(rendered: dict[str, list[Manife
 
 
 FAKE_DATABASE_URL = "postgresql+asyncpg://role:from-the-secret@db.example:5432/socle"
-#: Known mismatch between the services' settings and the chart, reported to the lead:
-#: ServiceSettings requires migration_database_url in production even in the running
-#: service, which per ADR 0003 connects with its application role only. The chart keeps
-#: the owner's credentials in the migration Job.
-OWNER_URL_REQUIRED = "migration_database_url must be set in production"
 
 
 def test_services_accept_the_rendered_settings(
@@ -455,12 +450,7 @@ def test_services_accept_the_rendered_settings(
                 except pydantic.ValidationError as error:
                     where = f"{values_name}: {owner['kind']} {owner['metadata']['name']}"
                     errors.append((owner["kind"], where, str(error)))
-    unexpected = [
-        (where, error) for kind, where, error in errors if not (kind == "Deployment" and OWNER_URL_REQUIRED in error)
-    ]
-    assert not unexpected, unexpected
-    if errors:
-        pytest.xfail(f"{len(errors)} Deployments refused: {OWNER_URL_REQUIRED} (settings, not the chart)")
+    assert not errors, errors
 
 
 def test_console_is_given_the_other_services_urls(rendered: dict[str, list[Manifest]]) -> None:
@@ -575,6 +565,10 @@ def test_missing_existing_secret_fails(template: Template) -> None:
 def test_one_service_without_secret_fails(template: Template, tmp_path: Path) -> None:
     values = {"global": {"existingSecret": ""}}
     values.update({s: {"database": {"existingSecret": f"{s}-db"}} for s in SERVICES if s != "billing"})
+    for service in ("tenancy", "identity"):  # their Keycloak client secret, from their own Secret
+        values[service]["secretEnv"] = [
+            {"name": "KEYCLOAK_CLIENT_SECRET", "key": "keycloak-platform-client-secret", "existingSecret": "kc"}
+        ]
     fails_with(
         template(DEFAULT, _values_file(tmp_path, values)),
         "billing: no Secret",
@@ -585,10 +579,14 @@ def test_one_service_without_secret_fails(template: Template, tmp_path: Path) ->
 def test_secret_env_without_secret_fails(template: Template, tmp_path: Path) -> None:
     values: dict[str, Any] = {"global": {"existingSecret": ""}}
     values.update({s: {"database": {"existingSecret": f"{s}-db"}} for s in SERVICES})
-    values["identity"]["secretEnv"] = [{"name": "ADMIN_CLIENT_SECRET", "key": "identity-admin"}]
+    values["tenancy"]["secretEnv"] = [
+        {"name": "KEYCLOAK_CLIENT_SECRET", "key": "keycloak-platform-client-secret", "existingSecret": "kc"}
+    ]
+    # identity keeps its default entry, which names no Secret of its own
     fails_with(
         template(DEFAULT, _values_file(tmp_path, values)),
-        "secretEnv ADMIN_CLIENT_SECRET has no Secret",
+        "identity: secretEnv KEYCLOAK_CLIENT_SECRET has no Secret",
+        '"keycloak-platform-client-secret"',
     )
 
 

@@ -138,8 +138,8 @@ def _interrupt(*_: object) -> None:
 
 
 def _extra_env(service: str, ports: dict[str, int], keycloak_url: str, credentials: Credentials) -> dict[str, str]:
-    if service == "tenancy":
-        return {"SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET": credentials["platform_client"]}
+    if service in ("tenancy", "identity"):
+        return {f"SOCLE_{service.upper()}_KEYCLOAK_CLIENT_SECRET": credentials["platform_client"]}
     if service == "console":
         return {
             "SOCLE_CONSOLE_SERVICE_URLS": json.dumps(

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from litestar import Litestar
+from litestar.di import Provide
 
 from socle_core.app import create_service_app
 from socle_identity.config import IdentitySettings
+from socle_identity.deps import keycloak_lifespan, provide_keycloak
 from socle_identity.domain.me.controllers import MeController
+from socle_identity.domain.service_accounts.controllers import ServiceAccountController
 
 
 def create_app(settings: IdentitySettings | None = None) -> Litestar:
     settings = settings or IdentitySettings()  # type: ignore[call-arg]
     return create_service_app(
         settings,
-        route_handlers=[MeController],
+        route_handlers=[MeController, ServiceAccountController],
         title="Socle identity",
         description="Keycloak organizations per tenant, roles, service accounts and login.",
+        lifespan=[keycloak_lifespan(settings)],
+        dependencies={"keycloak": Provide(provide_keycloak, sync_to_thread=False)},
     )

@@ -2,11 +2,56 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
+from urllib.parse import urlsplit
 
-from socle_core.settings import ServiceSettings, service_config
+from pydantic import Field, SecretStr, model_validator
+
+from socle_core.settings import Environment, ServiceSettings, service_config
 
 
 class IdentitySettings(ServiceSettings):
     model_config = service_config("SOCLE_IDENTITY_")
     service_name: ClassVar[str] = "identity"
+
+    keycloak_url: str | None = Field(
+        default=None,
+        description="Base URL of Keycloak for the admin API, e.g. https://sso.example.fr; "
+        "defaults to the part of oidc_issuer before /realms/.",
+    )
+    keycloak_realm: str | None = Field(
+        default=None, description="Realm the platform lives in; defaults to the realm named by oidc_issuer."
+    )
+    keycloak_client_id: str = Field(
+        default="socle-platform", min_length=1, description="Confidential client with realm-management roles."
+    )
+    keycloak_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of keycloak_client_id; required in production (organizations and service "
+        "accounts cannot be managed without it).",
+    )
+    keycloak_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    keycloak_max_attempts: int = Field(default=3, ge=1, le=10)
+    keycloak_backoff_seconds: float = Field(default=0.2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _admin_api_settings(self) -> Self:
+        if "/realms/" not in urlsplit(self.oidc_issuer).path and (not self.keycloak_url or not self.keycloak_realm):
+            raise ValueError(
+                "oidc_issuer is not a Keycloak realm URL (…/realms/<realm>): set SOCLE_IDENTITY_KEYCLOAK_URL "
+                "and SOCLE_IDENTITY_KEYCLOAK_REALM explicitly"
+            )
+        if self.environment is Environment.production and self.keycloak_client_secret is None:
+            raise ValueError(
+                "SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET must be set in production: it is the secret of the "
+                f"{self.keycloak_client_id!r} client the identity service manages Keycloak with"
+            )
+        return self
+
+    @property
+    def effective_keycloak_url(self) -> str:
+        return (self.keycloak_url or self.oidc_issuer.split("/realms/", 1)[0]).rstrip("/")
+
+    @property
+    def effective_keycloak_realm(self) -> str:
+        return self.keycloak_realm or self.oidc_issuer.split("/realms/", 1)[1].strip("/")

@@ -1,0 +1,120 @@
+"""Service accounts of one tenant: a row in identity.service_accounts and a Keycloak client.
+
+The row is flushed first (so database refusals come before any Keycloak change), then the
+Keycloak client is created with the row's id as its internal id; the request transaction
+commits afterwards. Rows are filtered by tenant here and by row-level security underneath.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socle_core.errors import Conflict, NotFound, ServiceUnavailable
+from socle_identity.db.models import ServiceAccount
+from socle_identity.deps import IdentityProviderRefused, TenantAdmin
+from socle_identity.keycloak import (
+    IssuedSecret,
+    KeycloakAuthError,
+    KeycloakConflict,
+    KeycloakRefused,
+    KeycloakUnavailable,
+    ServiceAccountClients,
+)
+from socle_identity.keycloak.service_accounts import Access
+
+log = structlog.get_logger("socle.identity.service_accounts")
+
+
+@contextmanager
+def keycloak_problems() -> Iterator[None]:
+    """Keycloak's failures as the platform's problem+json errors."""
+    try:
+        yield
+    except (KeycloakUnavailable, KeycloakAuthError) as exc:
+        log.error("keycloak_failure", error=str(exc))
+        raise ServiceUnavailable("the identity provider is unavailable; try again later") from exc
+    except KeycloakConflict as exc:
+        raise Conflict(f"the identity provider refused the change: {exc.detail}") from exc
+    except KeycloakRefused as exc:
+        raise IdentityProviderRefused(f"the identity provider refused the change: {exc.detail}") from exc
+
+
+class ServiceAccountService:
+    def __init__(self, session: AsyncSession, admin: TenantAdmin, clients: ServiceAccountClients) -> None:
+        self.session = session
+        self.admin = admin
+        self.clients = clients
+
+    async def list(self) -> list[ServiceAccount]:
+        rows = await self.session.scalars(
+            select(ServiceAccount)
+            .where(ServiceAccount.tenant_id == self.admin.tenant.uuid)
+            .order_by(ServiceAccount.created_at, ServiceAccount.client_id)
+        )
+        return list(rows)
+
+    async def get(self, account_id: uuid.UUID) -> ServiceAccount:
+        account = await self.session.scalar(
+            select(ServiceAccount).where(
+                ServiceAccount.id == account_id, ServiceAccount.tenant_id == self.admin.tenant.uuid
+            )
+        )
+        if account is None:
+            raise NotFound("no service account with this id", service_account_id=str(account_id))
+        return account
+
+    async def create(self, name: str, access: Access) -> tuple[ServiceAccount, IssuedSecret]:
+        account_id = uuid.uuid4()
+        account = ServiceAccount(
+            id=account_id,
+            tenant_id=self.admin.tenant.uuid,
+            client_id=f"sa-{self.admin.organization}-{account_id.hex[:12]}",
+            name=name,
+            access=access,
+        )
+        self.session.add(account)
+        await self.session.flush()
+        with keycloak_problems():
+            issued = await self.clients.create(
+                account_id,
+                account.client_id,
+                alias=self.admin.organization,
+                tenant_id=self.admin.tenant.uuid,
+                access=access,
+                description=name,
+            )
+        await self.session.refresh(account)
+        log.info(
+            "service_account_created",
+            service_account_id=str(account_id),
+            client_id=account.client_id,
+            access=access,
+            by=self.admin.subject,
+        )
+        return account, issued
+
+    async def rotate(self, account_id: uuid.UUID) -> tuple[ServiceAccount, IssuedSecret]:
+        account = await self.get(account_id)
+        if account.revoked_at is not None:
+            raise Conflict("this service account is revoked; create a new one", service_account_id=str(account_id))
+        with keycloak_problems():
+            issued = await self.clients.rotate_secret(account_id)
+        log.info("service_account_rotated", service_account_id=str(account_id), by=self.admin.subject)
+        return account, issued
+
+    async def revoke(self, account_id: uuid.UUID) -> None:
+        account = await self.get(account_id)
+        if account.revoked_at is not None:
+            return
+        with keycloak_problems():
+            await self.clients.delete(account_id)
+        account.revoked_at = dt.datetime.now(dt.UTC)
+        await self.session.flush()
+        log.info("service_account_revoked", service_account_id=str(account_id), by=self.admin.subject)

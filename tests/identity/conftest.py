@@ -1,0 +1,213 @@
+"""Fixtures of the identity tests: realm users and browser-like logins on the real Keycloak."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import httpx
+import pytest
+
+from socle_devstack.keycloak import KeycloakServer
+from tests.support.keycloak_admin import KeycloakAdmin
+
+CONSOLE_CALLBACK = "http://localhost:18100/auth/callback"
+_FORM = re.compile(r"<form[^>]*\baction=\"([^\"]+)\"", re.IGNORECASE)
+_INPUT = re.compile(r"<input[^>]*\bname=\"([^\"]+)\"", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RealmUser:
+    id: str
+    username: str
+    password: str
+
+
+def create_user(kc_admin: KeycloakAdmin, *roles: str) -> RealmUser:
+    username = f"agent-{uuid.uuid4().hex[:8]}"
+    password = f"Pw-{secrets.token_urlsafe(12)}9a"
+    response = kc_admin.request(
+        "POST",
+        "/users",
+        json={
+            "username": username,
+            "enabled": True,
+            "email": f"{username}@example.fr",
+            "emailVerified": True,
+            "firstName": "Camille",
+            "lastName": "Martin",
+            "credentials": [{"type": "password", "value": password, "temporary": False}],
+        },
+    )
+    user_id = response.headers["Location"].rsplit("/", 1)[-1]
+    if roles:
+        reprs = [kc_admin.request("GET", f"/roles/{r}").json() for r in roles]
+        kc_admin.request("POST", f"/users/{user_id}/role-mappings/realm", json=reprs)
+    return RealmUser(user_id, username, password)
+
+
+@dataclass
+class LoginOutcome:
+    """Where a browser login stopped: a redirect to the client, or a page Keycloak kept showing."""
+
+    redirect: str | None
+    page: str
+    code_verifier: str = ""
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.redirect or "").query)
+
+
+def browser_login(
+    keycloak: KeycloakServer,
+    client_id: str,
+    username: str,
+    password: str,
+    *,
+    redirect_uri: str = CONSOLE_CALLBACK,
+    pkce: bool = True,
+    scope: str = "openid",
+) -> LoginOutcome:
+    """Drive Keycloak's login pages like a browser without JavaScript would (forms and cookies).
+
+    Cookies are kept by hand: Keycloak marks them ``Secure``, which a browser honours on
+    ``localhost`` (a secure context) but httpx's cookie jar does not over plain http.
+    """
+    params = {
+        "client_id": client_id,
+        "response_type": "code",
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": secrets.token_urlsafe(32),
+        "nonce": secrets.token_urlsafe(32),
+    }
+    verifier = ""
+    if pkce:
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        params.update(code_challenge=challenge, code_challenge_method="S256")
+    url = f"{keycloak.issuer}/protocol/openid-connect/auth?{urlencode(params)}"
+    jar: dict[str, str] = {}
+
+    def send(method: str, target: str, **kwargs: object) -> httpx.Response:
+        cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
+        answer = browser.request(method, target, headers={"Cookie": cookie} if cookie else {}, **kwargs)  # type: ignore[arg-type]
+        for header in answer.headers.get_list("set-cookie"):
+            name, _, rest = header.partition("=")
+            jar[name.strip()] = rest.split(";", 1)[0]
+        return answer
+
+    with httpx.Client(timeout=20, follow_redirects=False) as browser:
+        response = send("GET", url)
+        for _ in range(8):
+            if response.is_redirect:
+                location = urljoin(str(response.url), response.headers["location"])
+                if location.startswith(redirect_uri):
+                    return LoginOutcome(location, "", verifier)
+                response = send("GET", location)
+                continue
+            match = _FORM.search(response.text)
+            fields = set(_INPUT.findall(response.text))
+            if match is None or not ({"username", "password"} & fields):
+                return LoginOutcome(None, response.text)
+            data = {k: v for k, v in (("username", username), ("password", password)) if k in fields}
+            response = send("POST", html.unescape(match.group(1)), data=data)
+    return LoginOutcome(None, response.text)
+
+
+@pytest.fixture
+def realm_user(kc_admin: KeycloakAdmin):
+    def make(*roles: str) -> RealmUser:
+        return create_user(kc_admin, *roles)
+
+    return make
+
+
+@pytest.fixture
+async def platform_keycloak(keycloak: KeycloakServer, credentials):
+    """The identity service's own admin client, as the confidential ``socle-platform`` client."""
+    from socle_identity.keycloak import KeycloakAdminClient
+
+    async with KeycloakAdminClient(keycloak.url, "socle", "socle-platform", credentials["platform_client"]) as client:
+        yield client
+
+
+def console_tokens(keycloak: KeycloakServer, console_secret: str, outcome: LoginOutcome) -> dict[str, object]:
+    """Exchange the code of a console login for tokens, as the console's back end does."""
+    assert outcome.redirect is not None, "the login did not complete"
+    response = httpx.post(
+        f"{keycloak.issuer}/protocol/openid-connect/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": outcome.query["code"][0],
+            "redirect_uri": CONSOLE_CALLBACK,
+            "client_id": "socle-console",
+            "client_secret": console_secret,
+            "code_verifier": outcome.code_verifier,
+        },
+        timeout=20,
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+class _SmtpSink:
+    """A tiny SMTP server in a thread that keeps every message (Keycloak sends invitations by email)."""
+
+    def __init__(self) -> None:
+        import asyncore
+        import smtpd
+        import threading
+
+        from socle_devstack.processes import free_port
+
+        self.port = free_port()
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        sink = self
+
+        class Server(smtpd.SMTPServer):
+            def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):  # type: ignore[no-untyped-def]
+                sink.messages.append((mailfrom, list(rcpttos), data if isinstance(data, bytes) else data.encode()))
+
+        self._server = Server(("127.0.0.1", self.port), None, decode_data=False)
+        self._loop = asyncore.loop
+        self._thread = threading.Thread(target=asyncore.loop, kwargs={"timeout": 0.2}, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def smtp_sink(kc_admin: KeycloakAdmin):
+    """The realm sends its emails to a local sink for the session."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sink = _SmtpSink()
+    realm = kc_admin.request("GET", "").json()
+    previous = realm.get("smtpServer") or {}
+    kc_admin.request(
+        "PUT",
+        "",
+        json={
+            "smtpServer": {
+                "host": "127.0.0.1",
+                "port": str(sink.port),
+                "from": "socle@example.fr",
+                "fromDisplayName": "Socle",
+            }
+        },
+    )
+    yield sink
+    kc_admin.request("PUT", "", json={"smtpServer": previous})
+    sink.close()
