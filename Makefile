@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := uv
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help install up down test lint format test-only helm-lint helm-generate clean
+.PHONY: help install up down test lint format test-only helm-lint helm-generate clean tenants-apply
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,6 +18,11 @@ up: install ## Run the whole platform locally with a demo EPCI (Ctrl-C or `make 
 
 down: ## Stop a platform started by `make up`
 	@$(UV) run --frozen socle-stack down
+
+tenants-apply: install ## Apply a tenant declaration to the platform of `make up` (FILE=..., ARGS=--dry-run)
+	@test -n "$(FILE)" || { echo "usage: make tenants-apply FILE=tenants/demo/cc-pays-de-sommieres.json [ARGS=--dry-run]" >&2; exit 2; }
+	@SOCLE_TENANTS_CLIENT_SECRET="$${SOCLE_TENANTS_CLIENT_SECRET:-$$(python3 -c 'import json; print(json.load(open(".socle/secrets.json"))["platform_client"])')}" \
+	  $(UV) run --frozen socle-tenants apply "$(FILE)" --issuer "$${SOCLE_TENANTS_ISSUER:-http://127.0.0.1:8180/realms/socle}" $(ARGS)
 
 lint: install ## ruff (lint + format check) and mypy (strict for the core)
 	@$(UV) run --frozen ruff check .

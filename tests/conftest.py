@@ -33,6 +33,9 @@ from socle_devstack.stack import (
 
 pytest_plugins = ["tests.support.fixtures"]
 
+#: Realms only the tests import: the upstream IdP standing in for ProConnect.
+TEST_REALM_FILES = [REPO_ROOT / "infra" / "keycloak" / "test" / "proconnect-upstream-realm.json"]
+
 
 @pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -75,7 +78,7 @@ def keycloak(state_dir: Path, credentials: Credentials) -> Iterator[KeycloakServ
         instance_dir=state_dir / "kc",
         port=free_port(),
         management_port=free_port(),
-        realm_files=REALM_FILES,
+        realm_files=[*REALM_FILES, *TEST_REALM_FILES],
         log_file=state_dir / "logs" / "keycloak.log",
         admin_password=credentials["keycloak_admin"],
         env=keycloak_env("http://localhost:18100", credentials),

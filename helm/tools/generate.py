@@ -71,6 +71,9 @@ EXTRA_CONFIG: dict[str, str] = {
         ' `{tenancy: "http://socle-tenancy:8000"}`; empty computes `http://<release>-<service>:8000`'
         " for tenancy, identity, ingestion, timeseries and billing.\n"
         "  serviceUrls: {}\n"
+        "  # -- Public https URL agents open the console at (`SOCLE_@PREFIX@_PUBLIC_URL`), e.g."
+        " `https://socle.agglo-exemple.fr`; required: login redirects and the session cookie depend on it.\n"
+        '  publicUrl: ""\n'
     ),
 }
 
@@ -84,6 +87,12 @@ SECRET_ENV: dict[str, str] = {
     )
     for service in ("tenancy", "identity")
 }
+SECRET_ENV["console"] = (
+    "secretEnv:\n"
+    "  # Secret of the socle-console Keycloak client (agents' login).\n"
+    "  - name: OIDC_CLIENT_SECRET\n"
+    "    key: keycloak-console-client-secret\n"
+)
 
 #: Template files of a service chart: file name -> socle-lib template it calls.
 TEMPLATES = {

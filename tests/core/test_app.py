@@ -192,3 +192,9 @@ async def test_unexpected_error_is_a_plain_500_without_internals(probe_app, kc_a
 
 async def test_unknown_route_is_a_problem_404(probe_app) -> None:
     assert_problem(await probe_app.get("/health/nothing-here"), 404, "not-found")
+
+
+def test_problem_extension_may_not_shadow_a_problem_member() -> None:
+    with pytest.raises(TypeError, match=r"\['status'\]"):
+        NotFound("no such device", status="gone")
+    assert NotFound("no such device", device_id="d-1").extensions == {"device_id": "d-1"}

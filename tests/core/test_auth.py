@@ -163,3 +163,46 @@ async def test_token_without_expiry_is_refused(verifier, forging_key, keycloak) 
 async def test_garbage_is_refused_with_a_clear_reason(verifier) -> None:
     await _rejected(verifier, "not-a-jwt", "not a signed JWT")
     await _rejected(verifier, "e30.e30.", "algorithm None")
+
+
+# -- a tenant named in a path, header or body must be the token's ---------------------------
+
+
+def _principal_of(alias: str, tenant: uuid.UUID):
+    return principal_from_claims({"sub": "s", "organization": {alias: {"tenant_id": [str(tenant)]}}})
+
+
+def test_own_tenant_is_recognised_by_id_in_any_case_or_by_alias() -> None:
+    tenant = uuid.uuid4()
+    principal = _principal_of("commune-35238", tenant)
+    for named in (tenant, str(tenant), str(tenant).upper(), f" {tenant} ", "commune-35238"):
+        assert principal.names_own_tenant(named)
+    for named in (uuid.uuid4(), "commune-30321", "", "COMMUNE-35238"):
+        assert not principal.names_own_tenant(named)
+
+
+def test_another_tenant_is_reported_then_not_found(monkeypatch) -> None:
+    import socle_core.auth
+    from socle_core.errors import NotFound
+
+    seen: list = []
+    monkeypatch.setattr(socle_core.auth, "on_cross_tenant_attempt", seen.append)
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    principal = _principal_of("commune-35238", tenant)
+    assert principal.require_same_tenant(tenant).uuid == tenant
+    with pytest.raises(NotFound, match="no such tenant"):
+        principal.require_same_tenant(other, where="path", path="/v1/tenants/x")
+    assert [(a.named, a.where, a.path, a.tenant_id) for a in seen] == [
+        (str(other), "path", "/v1/tenants/x", str(tenant))
+    ]
+
+
+def test_tenant_fields_of_a_json_body() -> None:
+    from socle_core.auth import _tenant_fields
+
+    assert _tenant_fields(b'{"tenant_id": "a", "tenant": "b", "name": "c"}') == [("tenant_id", "a"), ("tenant", "b")]
+    assert _tenant_fields(b'{"tenant_id": 7}') == [("tenant_id", "7")]
+    assert _tenant_fields(b'{"name": "no tenant here"}') == []
+    assert _tenant_fields(b'[{"tenant_id": "a"}]') == []  # not an object: the handler validates it
+    assert _tenant_fields(b'{"tenant_id": ') == []  # not JSON: the handler refuses it
+    assert _tenant_fields(b'{"tenant": {"id": "a"}}') == []  # not a scalar: the handler's schema decides

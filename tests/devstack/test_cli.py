@@ -1,11 +1,13 @@
 """`make up` / `make down` as the README promises them, on free ports and a scratch state folder.
 
 Runs the real command (embedded PostgreSQL, Keycloak, every service), checks every service is
-ready and Keycloak's discovery answers, then stops it and checks no process is left behind.
+ready, Keycloak's discovery answers and the demo EPCI's communes are tenants, then stops it
+and checks no process is left behind.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -34,6 +36,48 @@ def _processes_mentioning(text: str) -> list[str]:
         if text in cmdline and state != "Z":
             found.append(f"{proc.name}: {cmdline[:160]}")
     return found
+
+
+def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
+    """The demo communes are tenants, listed by the tenancy API; applying again changes nothing."""
+    secret = json.loads((state / "secrets.json").read_text())["platform_client"]
+    token = httpx.post(
+        f"{issuer}/protocol/openid-connect/token",
+        data={"grant_type": "client_credentials", "client_id": "socle-platform", "client_secret": secret},
+        timeout=20,
+    ).json()["access_token"]
+    listed = httpx.get(
+        f"{tenancy_url}/v1/tenants",
+        params={"kind": "commune"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=20,
+    )
+    assert listed.status_code == 200, listed.text
+    communes = {t["insee_code"]: t for t in listed.json()["items"]}
+    assert set(communes) == {"30321", "30062", "30091", "30352"}
+    assert {t["status"] for t in communes.values()} == {"active"}
+    assert communes["30352"]["name"] == "Villevieille"
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "socle_tenancy.domain.declarations",
+            "apply",
+            "tenants/demo/cc-pays-de-sommieres.json",
+            "--api",
+            tenancy_url,
+            "--issuer",
+            issuer,
+        ],
+        env={"PATH": os.environ.get("PATH", ""), "SOCLE_TENANTS_CLIENT_SECRET": secret},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Nothing to do" in again.stdout
 
 
 @pytest.fixture
@@ -77,6 +121,8 @@ def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) ->
         banner = "".join(output)
         assert "Demo logins" in banner
         assert f"http://localhost:{ports['console']}/" in banner
+        assert "demo EPCI applied from tenants/demo/cc-pays-de-sommieres.json" in banner
+        check_demo_epci(scratch_state, issuer, f"http://127.0.0.1:{ports['tenancy']}")
     finally:
         down = subprocess.run([*command, "down"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
         up.wait(timeout=60)

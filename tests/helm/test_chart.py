@@ -562,13 +562,19 @@ def test_missing_existing_secret_fails(template: Template) -> None:
     )
 
 
+#: The secretEnv entries the charts declare by default: settings the services need in production.
+KEYCLOAK_SECRETS = {
+    "tenancy": "KEYCLOAK_CLIENT_SECRET",
+    "identity": "KEYCLOAK_CLIENT_SECRET",
+    "console": "OIDC_CLIENT_SECRET",
+}
+
+
 def test_one_service_without_secret_fails(template: Template, tmp_path: Path) -> None:
     values = {"global": {"existingSecret": ""}}
     values.update({s: {"database": {"existingSecret": f"{s}-db"}} for s in SERVICES if s != "billing"})
-    for service in ("tenancy", "identity"):  # their Keycloak client secret, from their own Secret
-        values[service]["secretEnv"] = [
-            {"name": "KEYCLOAK_CLIENT_SECRET", "key": "keycloak-platform-client-secret", "existingSecret": "kc"}
-        ]
+    for service, name in KEYCLOAK_SECRETS.items():  # their Keycloak client secrets, from a Secret of their own
+        values[service]["secretEnv"] = [{"name": name, "key": "client-secret", "existingSecret": "kc"}]
     fails_with(
         template(DEFAULT, _values_file(tmp_path, values)),
         "billing: no Secret",
@@ -579,9 +585,8 @@ def test_one_service_without_secret_fails(template: Template, tmp_path: Path) ->
 def test_secret_env_without_secret_fails(template: Template, tmp_path: Path) -> None:
     values: dict[str, Any] = {"global": {"existingSecret": ""}}
     values.update({s: {"database": {"existingSecret": f"{s}-db"}} for s in SERVICES})
-    values["tenancy"]["secretEnv"] = [
-        {"name": "KEYCLOAK_CLIENT_SECRET", "key": "keycloak-platform-client-secret", "existingSecret": "kc"}
-    ]
+    for service in ("tenancy", "console"):
+        values[service]["secretEnv"] = [{"name": KEYCLOAK_SECRETS[service], "key": "s", "existingSecret": "kc"}]
     # identity keeps its default entry, which names no Secret of its own
     fails_with(
         template(DEFAULT, _values_file(tmp_path, values)),
@@ -639,3 +644,7 @@ def test_secret_env_is_read_from_the_secret(template: Template, tmp_path: Path) 
         "name": "socle-credentials",
         "key": "identity-admin-client-secret",
     }
+
+
+def test_console_needs_its_public_url(template: Template) -> None:
+    fails_with(template(DEFAULT, sets=("console.config.publicUrl=",)), "console: config.publicUrl is required")

@@ -162,7 +162,7 @@ async def test_the_migrations_go_down_and_up_again_on_an_empty_database(database
             }
         finally:
             await check.close()
-        assert tables == {"onboarding_steps", "quotas"}
+        assert tables == {"onboarding_steps", "quotas", "data_grants"}
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

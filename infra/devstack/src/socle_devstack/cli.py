@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from socle_devstack.demo import seed_demo
+from socle_devstack.demo import apply_demo_epci, seed_demo
 from socle_devstack.postgres import PostgresServer
 from socle_devstack.processes import port_is_free, stop_group
 from socle_devstack.stack import (
@@ -118,6 +118,9 @@ def up() -> int:
         for process in services:
             process.wait_ready()
         logins = seed_demo(keycloak, credentials)
+        _say("applying the demo EPCI through the tenancy API")
+        tenancy_url = f"http://127.0.0.1:{ports['tenancy']}"
+        _say(apply_demo_epci(tenancy_url, issuer, credentials, state / "logs" / "tenants-apply.log"))
         _banner(ports, keycloak.url, logins, time.monotonic() - started, state)
         while True:
             time.sleep(1)
@@ -144,7 +147,9 @@ def _extra_env(service: str, ports: dict[str, int], keycloak_url: str, credentia
         return {
             "SOCLE_CONSOLE_SERVICE_URLS": json.dumps(
                 {s: f"http://127.0.0.1:{p}" for s, p in ports.items() if s != "console"}
-            )
+            ),
+            "SOCLE_CONSOLE_PUBLIC_URL": f"http://localhost:{ports['console']}",
+            "SOCLE_CONSOLE_OIDC_CLIENT_SECRET": credentials["console_client"],
         }
     return {}
 

@@ -1,4 +1,4 @@
-"""Demo accounts of the local platform, created through Keycloak's admin API.
+"""Demo accounts and the demo EPCI of the local platform.
 
 Only for ``make up`` (development): passwords come from the local stack's generated
 ``secrets.json`` and are printed in the start banner.
@@ -6,10 +6,16 @@ Only for ``make up`` (development): passwords come from the local stack's genera
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 
 from socle_devstack.keycloak import REALM, KeycloakServer
-from socle_devstack.stack import Credentials
+from socle_devstack.stack import REPO_ROOT, Credentials
 
 DEMO_USERS = (
     ("operateur@socle.localhost", "Opératrice", "Démo", "operator", "platform operator"),
@@ -50,3 +56,30 @@ def seed_demo(keycloak: KeycloakServer, credentials: Credentials) -> list[tuple[
             client.post(f"{base}/users/{user_id}/role-mappings/realm", json=[role_repr]).raise_for_status()
             logins.append((email, password, what))
     return logins
+
+
+DEMO_DECLARATION = REPO_ROOT / "tenants" / "demo" / "cc-pays-de-sommieres.json"
+
+
+def apply_demo_epci(tenancy_url: str, issuer: str, credentials: Credentials, log_file: Path) -> str:
+    """Apply the demo EPCI declaration through the tenancy API, as an operator would.
+
+    Runs ``socle-tenants apply`` in its own process (the platform client's secret in its
+    environment, never on its command line) and returns one line for the start banner.
+    Applying is idempotent, so a restarted stack with its data kept reports nothing to do.
+    """
+    command = [sys.executable, "-m", "socle_tenancy.domain.declarations", "apply", str(DEMO_DECLARATION)]
+    command += ["--api", tenancy_url, "--issuer", issuer, "--output", "json"]
+    env = {**os.environ, "SOCLE_TENANTS_CLIENT_SECRET": credentials["platform_client"]}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text(result.stderr + result.stdout)
+    name = DEMO_DECLARATION.relative_to(REPO_ROOT)
+    if result.returncode != 0:
+        last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+        return f"the demo EPCI ({name}) was not applied: {last[0]} (see {log_file})"
+    changes = json.loads(result.stdout)["changes"]
+    if not changes:
+        return f"demo EPCI ({name}) already applied: nothing to do"
+    onboarded = sum(1 for c in changes if c["action"] == "onboard")
+    return f"demo EPCI applied from {name}: {len(changes)} change(s), {onboarded} tenant(s) onboarded"

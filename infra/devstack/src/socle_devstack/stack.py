@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 from socle_core.provisioning import ServiceRoles, create_database, provision_service
 from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
@@ -180,11 +182,43 @@ def start_postgres(state_dir: Path, port: int, source: str, durable: bool = True
 
 
 def keycloak_env(console_url: str, credentials: Credentials) -> dict[str, str]:
-    return {
+    env = {
         "SOCLE_CONSOLE_URL": console_url,
         "SOCLE_CONSOLE_CLIENT_SECRET": credentials["console_client"],
         "SOCLE_PLATFORM_CLIENT_SECRET": credentials["platform_client"],
     }
+    discovery = os.environ.get("SOCLE_PROCONNECT_DISCOVERY_URL")
+    if discovery:
+        env.update(proconnect_env(discovery))
+    return env
+
+
+#: The realm's ProConnect placeholders filled from the provider's discovery document.
+_PROCONNECT_ENDPOINTS = {
+    "SOCLE_PROCONNECT_ISSUER": "issuer",
+    "SOCLE_PROCONNECT_AUTHORIZATION_URL": "authorization_endpoint",
+    "SOCLE_PROCONNECT_TOKEN_URL": "token_endpoint",
+    "SOCLE_PROCONNECT_USERINFO_URL": "userinfo_endpoint",
+    "SOCLE_PROCONNECT_JWKS_URL": "jwks_uri",
+    "SOCLE_PROCONNECT_LOGOUT_URL": "end_session_endpoint",
+}
+
+
+def proconnect_env(discovery_url: str) -> dict[str, str]:
+    """Enable the realm's ``proconnect`` identity provider with the endpoints its discovery document announces.
+
+    The client id and secret are not here: Keycloak reads ``SOCLE_PROCONNECT_CLIENT_ID`` and
+    ``SOCLE_PROCONNECT_CLIENT_SECRET`` from its environment (docs/operations/proconnect.md).
+    """
+    response = httpx.get(discovery_url, timeout=10)
+    response.raise_for_status()
+    document = response.json()
+    missing = [key for key in _PROCONNECT_ENDPOINTS.values() if not document.get(key)]
+    if missing:
+        raise RuntimeError(f"the ProConnect discovery document {discovery_url} has no {', '.join(missing)}")
+    env = {name: str(document[key]) for name, key in _PROCONNECT_ENDPOINTS.items()}
+    env["SOCLE_PROCONNECT_ENABLED"] = "true"
+    return env
 
 
 def start_keycloak(

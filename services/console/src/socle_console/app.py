@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from litestar import Litestar
+from litestar.di import Provide
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template import TemplateConfig
 
 from socle_console.config import ConsoleSettings
+from socle_console.deps import oidc_lifespan, provide_oidc
+from socle_console.domain.auth.controllers import AuthController
+from socle_console.domain.home.controllers import AgentController
 from socle_console.domain.status.controllers import StatusController
 from socle_core.app import create_service_app
 from socle_core.auth import PUBLIC_PATHS
+
+#: The console's pages authenticate by session cookie (``deps.provide_agent``), not by bearer token.
+COOKIE_PATHS = r"^/($|auth/|account$|choose-commune$|communes/)"
 
 
 def create_app(settings: ConsoleSettings | None = None) -> Litestar:
     settings = settings or ConsoleSettings()  # type: ignore[call-arg]
     return create_service_app(
         settings,
-        route_handlers=[StatusController],
+        route_handlers=[StatusController, AuthController, AgentController],
         title="Socle console",
         description="The web console for every role.",
-        public_paths=[PUBLIC_PATHS, r"^/$"],
+        public_paths=[PUBLIC_PATHS, COOKIE_PATHS],
+        lifespan=[oidc_lifespan(settings)],
+        dependencies={"oidc": Provide(provide_oidc, sync_to_thread=False)},
+        template_config=TemplateConfig(directory=Path(__file__).with_name("templates"), engine=JinjaTemplateEngine),
     )

@@ -21,7 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ControllerRouterHandler
 
-from socle_core.auth import PUBLIC_PATHS, TokenVerifier, authentication_middleware
+from socle_core.auth import PUBLIC_PATHS, TokenVerifier, authentication_middleware, tenant_guard_middleware
 from socle_core.db import create_engine, create_session_maker, provide_db_session
 from socle_core.errors import exception_handlers
 from socle_core.health import DEFAULT_CHECKS, ReadinessCheck, live, ready
@@ -62,6 +62,7 @@ def create_service_app(
             correlation_middleware,
             PrometheusConfig(app_name=f"socle_{settings.service_name}", group_path=True).middleware,
             authentication_middleware(public_paths or PUBLIC_PATHS),
+            tenant_guard_middleware(),
         ],
         exception_handlers=exception_handlers,
         openapi_config=_openapi(settings, title, description),

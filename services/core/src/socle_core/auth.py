@@ -8,19 +8,22 @@ issuer, audience, expiry and not-before are checked with a small leeway; and an 
 is not accepted where an access token is expected.
 
 This module is the only producer of ``TenantId``: from the token's ``organization`` claim,
-which must name exactly one tenant for tenant-scoped work.
+which must name exactly one tenant for tenant-scoped work. It also refuses a request that
+names another tenant than the token's (``X-Socle-Tenant`` header, ``tenant_id``/``tenant``
+in a JSON body) with a 404, and reports every such attempt to ``on_cross_tenant_attempt``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, NoReturn
 from uuid import UUID
 
 import httpx
@@ -28,8 +31,11 @@ import structlog
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult, DefineMiddleware
+from litestar.enums import ScopeType
+from litestar.middleware import AbstractAuthenticationMiddleware, ASGIMiddleware, AuthenticationResult, DefineMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from socle_core.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated
 from socle_core.tenant import TenantId, _issue
@@ -43,6 +49,11 @@ _KID = re.compile(r"^[A-Za-z0-9._~+/=-]{1,128}$")
 
 #: Paths any caller may reach without a token.
 PUBLIC_PATHS = r"^/(health/|metrics|schema|favicon\.ico)"
+
+#: Header in which the console or an integration may name the tenant it acts for (id or alias).
+TENANT_HEADER = "X-Socle-Tenant"
+#: Top-level fields of a JSON object body that name a tenant; they must name the caller's own.
+TENANT_BODY_FIELDS = ("tenant_id", "tenant")
 
 
 class InvalidToken(Unauthenticated):
@@ -240,13 +251,56 @@ class Principal:
         if not self.has_any_role(*roles):
             raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(roles))}")
 
-    def require_same_tenant(self, tenant_key: str | UUID) -> TenantId:
+    def names_own_tenant(self, tenant_key: str | UUID) -> bool:
+        """True when ``tenant_key`` (a tenant id or organization alias) is one this token names."""
+        named = str(tenant_key).strip()
+        with contextlib.suppress(ValueError):  # an alias stays as it is; an id is compared in canonical form
+            named = str(UUID(named))
+        own = set(self.organizations)
+        if self.tenant is not None:
+            own.add(str(self.tenant.uuid))
+        return named in own
+
+    def require_same_tenant(self, tenant_key: str | UUID, *, where: str = "path", path: str = "") -> TenantId:
         """A tenant named in a path, header or body must be the caller's own; another does not exist."""
         tenant = self.require_tenant()
-        named = str(tenant_key)
-        if named not in {str(tenant.uuid), self.organization}:
-            raise NotFound("no such tenant")
+        if not self.names_own_tenant(tenant_key):
+            refuse_cross_tenant(self, str(tenant_key), where=where, path=path)
         return tenant
+
+
+@dataclass(frozen=True)
+class CrossTenantAttempt:
+    """A request that named another tenant than its token's: refused with 404, reported."""
+
+    subject: str
+    client_id: str | None
+    tenant_id: str | None
+    organization: str | None
+    named: str
+    where: str
+    path: str
+
+
+def on_cross_tenant_attempt(attempt: CrossTenantAttempt) -> None:
+    """Where every refused cross-tenant attempt is reported (the audit log is wired here)."""
+    log.warning("cross_tenant_attempt", **asdict(attempt))
+
+
+def refuse_cross_tenant(principal: Principal, named: str, *, where: str, path: str = "") -> NoReturn:
+    """Report the attempt, then answer as if the other tenant did not exist (404 before 403)."""
+    on_cross_tenant_attempt(
+        CrossTenantAttempt(
+            subject=principal.subject,
+            client_id=principal.client_id,
+            tenant_id=str(principal.tenant) if principal.tenant else None,
+            organization=principal.organization,
+            named=named[:200],
+            where=where,
+            path=path,
+        )
+    )
+    raise NotFound("no such tenant")
 
 
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
@@ -322,3 +376,47 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
 
 def authentication_middleware(exclude: str | list[str] = PUBLIC_PATHS) -> DefineMiddleware:
     return DefineMiddleware(BearerAuthenticationMiddleware, exclude=exclude)
+
+
+class TenantGuardMiddleware(ASGIMiddleware):
+    """Refuses (404) a request whose header or JSON body names another tenant than its token.
+
+    Runs after authentication, for callers whose token names an organization; platform-wide
+    callers (operator, auditor) have no tenant to compare with, and a tenant can reach the
+    database only through ``TenantId``, which never comes from a header or a body. The body
+    is read once and cached by Litestar for the handler; it is parsed here only when it
+    contains ``"tenant``.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        principal = scope.get("user")
+        if isinstance(principal, Principal) and principal.organizations:
+            request: Request[Any, Any, Any] = Request(scope, receive)
+            path = request.url.path
+            named = request.headers.get(TENANT_HEADER)
+            if named is not None and not principal.names_own_tenant(named):
+                refuse_cross_tenant(principal, named, where="header", path=path)
+            if "json" in request.headers.get("content-type", ""):
+                for field_name, value in _tenant_fields(await request.body()):
+                    if not principal.names_own_tenant(value):
+                        refuse_cross_tenant(principal, value, where=f"body.{field_name}", path=path)
+        await next_app(scope, receive, send)
+
+
+def _tenant_fields(body: bytes) -> list[tuple[str, str]]:
+    """The tenant-naming fields of a JSON object body; anything unparsable is the handler's to refuse."""
+    if b'"tenant' not in body:
+        return []
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return []
+    if not isinstance(document, dict):
+        return []
+    return [(name, str(document[name])) for name in TENANT_BODY_FIELDS if isinstance(document.get(name), str | int)]
+
+
+def tenant_guard_middleware() -> TenantGuardMiddleware:
+    return TenantGuardMiddleware()

@@ -22,6 +22,9 @@ TYPE_PREFIX = "urn:socle:problem:"
 
 log = structlog.get_logger("socle.errors")
 
+#: Members every problem body has; an extension may not reuse their names.
+RESERVED_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "errors"})
+
 
 class Problem(Exception):
     """A domain error with its HTTP status and a stable problem type."""
@@ -38,6 +41,9 @@ class Problem(Exception):
         headers: Mapping[str, str] | None = None,
         **extensions: Any,
     ) -> None:
+        reserved = RESERVED_MEMBERS & extensions.keys()
+        if reserved:  # an extension would overwrite the RFC 9457 members and break the envelope
+            raise TypeError(f"problem extensions may not be named {sorted(reserved)}")
         super().__init__(detail)
         self.detail = detail
         self.errors = list(errors or [])

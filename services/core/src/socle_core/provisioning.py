@@ -8,12 +8,20 @@ SECURITY binding: a table owner could otherwise bypass the policies.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
 import asyncpg
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+#: Group role of every service's application role: may append to the audit log
+#: (EXECUTE on ``tenancy.append_audit`` only, granted by the tenancy migrations).
+AUDIT_WRITER = "socle_audit_writer"
+#: Group role of every service's application and owner roles: may evaluate
+#: ``tenancy.shared_with_current_tenant``, which the shared-read RLS policies call.
+GRANT_READER = "socle_grant_reader"
 
 
 @dataclass(frozen=True)
@@ -66,8 +74,20 @@ async def provision_service(
         await connection.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {app}")
         await connection.execute(f"ALTER ROLE {app} SET search_path = {schema}")
         await connection.execute(f"ALTER ROLE {owner} SET search_path = {schema}")
+        await _join_platform_groups(connection, roles)
     finally:
         await connection.close()
+
+
+async def _join_platform_groups(connection: asyncpg.Connection, roles: ServiceRoles) -> None:
+    """Create the cross-service group roles once, and make this service's roles members."""
+    for group in (AUDIT_WRITER, GRANT_READER):
+        if not await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", group):
+            # Another service's provisioning may create it meanwhile.
+            with contextlib.suppress(asyncpg.DuplicateObjectError):
+                await connection.execute(f"CREATE ROLE {_ident(group)} NOLOGIN")
+    await connection.execute(f"GRANT {_ident(AUDIT_WRITER)} TO {_ident(roles.app)}")
+    await connection.execute(f"GRANT {_ident(GRANT_READER)} TO {_ident(roles.app)}, {_ident(roles.owner)}")
 
 
 async def create_database(admin_dsn: str, database: str) -> None:

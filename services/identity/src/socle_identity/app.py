@@ -9,6 +9,7 @@ from socle_core.app import create_service_app
 from socle_identity.config import IdentitySettings
 from socle_identity.deps import keycloak_lifespan, provide_keycloak
 from socle_identity.domain.me.controllers import MeController
+from socle_identity.domain.placement.controllers import PlacementController, placement_lifespan
 from socle_identity.domain.service_accounts.controllers import ServiceAccountController
 
 
@@ -16,9 +17,9 @@ def create_app(settings: IdentitySettings | None = None) -> Litestar:
     settings = settings or IdentitySettings()  # type: ignore[call-arg]
     return create_service_app(
         settings,
-        route_handlers=[MeController, ServiceAccountController],
+        route_handlers=[MeController, ServiceAccountController, PlacementController],
         title="Socle identity",
-        description="Keycloak organizations per tenant, roles, service accounts and login.",
-        lifespan=[keycloak_lifespan(settings)],
+        description="Keycloak organizations per tenant, roles, service accounts, login and ProConnect placement.",
+        lifespan=[keycloak_lifespan(settings), placement_lifespan(settings)],
         dependencies={"keycloak": Provide(provide_keycloak, sync_to_thread=False)},
     )

@@ -33,6 +33,24 @@ class IdentitySettings(ServiceSettings):
     keycloak_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     keycloak_max_attempts: int = Field(default=3, ge=1, le=10)
     keycloak_backoff_seconds: float = Field(default=0.2, ge=0, le=10)
+    proconnect_alias: str = Field(
+        default="proconnect",
+        min_length=1,
+        description="Alias of the realm's ProConnect identity provider, whose agents are placed by SIRET.",
+    )
+    placement_sync_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How often agents brokered from ProConnect are placed in their commune's organization; "
+        "0 turns the background task off (POST /v1/placements/sync still works).",
+    )
+    placement_lookback_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=7_776_000,
+        description="How far back the first placement run after start reads Keycloak's login events.",
+    )
 
     @model_validator(mode="after")
     def _admin_api_settings(self) -> Self:

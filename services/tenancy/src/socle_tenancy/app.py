@@ -12,6 +12,10 @@ from litestar.di import Provide
 
 from socle_core.app import create_service_app
 from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.audit.controllers import AuditController
+from socle_tenancy.domain.grants.controllers import GrantController
+from socle_tenancy.domain.isolation.controllers import IsolationReportController
+from socle_tenancy.domain.offboarding.controllers import OffboardingController
 from socle_tenancy.domain.onboarding.controllers import OnboardingController
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
@@ -37,7 +41,15 @@ def create_app(
 
     return create_service_app(
         settings,
-        route_handlers=[EpciController, TenantController, OnboardingController],
+        route_handlers=[
+            EpciController,
+            TenantController,
+            OnboardingController,
+            OffboardingController,
+            IsolationReportController,
+            AuditController,
+            GrantController,
+        ],
         title="Socle tenancy",
         description=(
             "The tenant registry (EPCI and member communes), onboarding, data-sharing grants, "

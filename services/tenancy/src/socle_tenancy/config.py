@@ -32,6 +32,29 @@ class TenancySettings(ServiceSettings):
     default_max_devices: int = Field(default=100, ge=0)
     default_max_readings_per_day: int = Field(default=200_000, ge=0)
     default_storage_gb: int = Field(default=5, ge=0)
+    report_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Key (32+ random characters) that signs the isolation evidence reports (HMAC-SHA256); "
+        "the report endpoint answers 503 until it is set.",
+    )
+    isolation_database_urls: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Application-role database URL of each other service, as JSON "
+        '({"identity": "postgresql+asyncpg://socle_identity_app:...@host/socle", ...}): the isolation '
+        "report probes every service through its own role.",
+    )
+    isolation_service_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Base URL of each running service, as JSON ({"tenancy": "http://tenancy:8000", ...}), '
+        "for the report's API probes.",
+    )
+
+    @field_validator("report_signing_key")
+    @classmethod
+    def _long_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters: generate one with `openssl rand -base64 48`")
+        return value
 
     @field_validator("keycloak_admin_url")
     @classmethod

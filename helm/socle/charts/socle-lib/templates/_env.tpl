@@ -22,6 +22,10 @@ knows: the services refuse unknown SOCLE_<SERVICE>_* variables at start-up.
 - name: {{ $prefix }}CORS_ORIGINS
   value: {{ toJson . | quote }}
 {{- end }}
+{{- with $root.Values.config.publicUrl }}
+- name: {{ $prefix }}PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
 {{- if hasKey $root.Values.config "serviceUrls" }}
 - name: {{ $prefix }}SERVICE_URLS
   value: {{ include "socle-lib.serviceUrls" . | quote }}

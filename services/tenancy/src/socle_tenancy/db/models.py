@@ -7,7 +7,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, SmallInteger, String, Text, Uuid, func
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, LargeBinary, SmallInteger, String, Text, Uuid, func
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -103,3 +103,58 @@ class Quota(Base):
     max_readings_per_day: Mapped[int] = mapped_column(BigInteger)
     storage_gb: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = _now_column()
+
+
+class AuditEntry(Base):
+    """One entry of a tenant's hash-chained audit log; appended by ``tenancy.append_audit`` only."""
+
+    __tablename__ = "audit_entries"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditHead(Base):
+    """The last sequence number and hash of a chain (chain metadata): deleting the newest entries shows."""
+
+    __tablename__ = "audit_heads"
+
+    chain_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    """The tenant whose chain it is, or the platform's nil UUID."""
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    last_hash: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Dataset(StrEnum):
+    """What a data-sharing grant can share; readings are shared by device."""
+
+    devices = "devices"
+    readings = "readings"
+
+
+class DataGrant(Base):
+    """A grantor tenant lets a grantee tenant read a dataset (or one resource of it) until a date."""
+
+    __tablename__ = "data_grants"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    grantor_tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tenants.id"))
+    grantee_tenant_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("tenants.id"))
+    dataset: Mapped[str] = mapped_column(Text)
+    resource_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    """A device id; null shares the whole dataset."""
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = _now_column()
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(Text)

@@ -1,4 +1,4 @@
-"""The console's platform status page: is every service ready?
+"""The console's front page: is every service ready, and the way in.
 
 Public (no login) because it shows only readiness, which every probe may already see.
 """
@@ -6,11 +6,15 @@ Public (no login) because it shows only readiness, which every probe may already
 from __future__ import annotations
 
 import asyncio
-import html
 
 import httpx
-from litestar import Controller, MediaType, get
+from litestar import Controller, get
 from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.response import Template
+
+from socle_console.db.models import WebSession
+from socle_console.deps import provide_optional_session
 
 
 async def _ready(client: httpx.AsyncClient, url: str) -> str:
@@ -23,19 +27,17 @@ async def _ready(client: httpx.AsyncClient, url: str) -> str:
 
 class StatusController(Controller):
     path = "/"
+    include_in_schema = False
 
-    @get("/", media_type=MediaType.HTML, include_in_schema=False)
-    async def index(self, state: State) -> str:
+    @get("/", dependencies={"web_session": Provide(provide_optional_session)})
+    async def index(self, state: State, web_session: WebSession | None) -> Template:
         urls: dict[str, str] = state.settings.service_urls
-        async with httpx.AsyncClient() as client:
-            statuses = await asyncio.gather(*(_ready(client, url) for url in urls.values()))
-        rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{html.escape(status)}</td></tr>"
-            for name, status in zip(urls, statuses, strict=True)
-        )
-        return (
-            "<!doctype html><html lang='fr'><head><meta charset='utf-8'><title>Socle</title></head>"
-            "<body><h1>Socle</h1><p>Plateforme de données territoriales partagée de l'EPCI.</p>"
-            f"<h2>État des services</h2><table><tr><th>service</th><th>état</th></tr>{rows}</table>"
-            "</body></html>"
+        statuses = await asyncio.gather(*(_ready(state.http, url) for url in urls.values()))
+        return Template(
+            "index.html",
+            context={
+                "statuses": list(zip(urls, statuses, strict=True)),
+                "signed_in": web_session is not None,
+                "login_enabled": state.oidc is not None,
+            },
         )

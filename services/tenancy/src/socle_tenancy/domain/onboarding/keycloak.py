@@ -132,6 +132,35 @@ class KeycloakAdmin:
         representation["enabled"] = enabled
         await self._request("PUT", f"/organizations/{quote(organization_id)}", json=representation)
 
+    async def set_organization_domains(self, organization_id: str, domains: list[str]) -> None:
+        """Replace the organization's e-mail domains (kept ones keep their verified flag)."""
+        representation = await self.get_organization(organization_id)
+        current = {d["name"]: d for d in representation.get("domains") or []}
+        if set(current) == set(domains):
+            return
+        representation["domains"] = [current.get(d, {"name": d, "verified": False}) for d in domains]
+        await self._request("PUT", f"/organizations/{quote(organization_id)}", json=representation)
+
+    async def organization_members(self, organization_id: str) -> list[dict[str, Any]]:
+        """Every member of the organization (paged through Keycloak's 100-per-page API)."""
+        members: list[dict[str, Any]] = []
+        while True:
+            page = (
+                await self._request(
+                    "GET",
+                    f"/organizations/{quote(organization_id)}/members",
+                    params={"first": len(members), "max": 100},
+                )
+            ).json()
+            members.extend(page)
+            if len(page) < 100:
+                return members
+
+    async def delete_organization(self, organization_id: str) -> bool:
+        """Delete the organization (its members' accounts stay); False if it was already gone."""
+        response = await self._request("DELETE", f"/organizations/{quote(organization_id)}", ok=(404,))
+        return response.status_code != 404
+
     # -- users -------------------------------------------------------------------------
 
     async def ensure_invited_user(self, email: str, *, realm_role: str) -> dict[str, Any]:

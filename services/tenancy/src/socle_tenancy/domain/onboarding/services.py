@@ -16,6 +16,9 @@ and resumes at the first that is not. Every step is safe to repeat, so a crash b
 Keycloak call and the commit that records it is harmless too. A session-level advisory
 lock keyed on the tenant makes concurrent runs for one tenant wait for nothing: the second
 gets a 409.
+
+Each step's outcome is recorded in the tenant's audit chain (``onboarding.<step>``) in the
+same transaction that records it in ``onboarding_steps``: the log and the state never disagree.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from socle_core.audit import record as audit
 from socle_core.auth import system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, Problem
@@ -106,8 +110,15 @@ class OnboardingWorkflow:
     def session_maker(self) -> async_sessionmaker[AsyncSession]:
         return self._maker
 
-    async def run(self, draft: TenantDraft, request: OnboardingIn) -> tuple[Tenant, list[OnboardingStep]]:
-        """Run (or resume) the tenant's onboarding to its end; raise the failing step's problem."""
+    async def run(
+        self, draft: TenantDraft, request: OnboardingIn, *, actor: str | None = None
+    ) -> tuple[Tenant, list[OnboardingStep]]:
+        """Run (or resume) the tenant's onboarding to its end; raise the failing step's problem.
+
+        ``actor`` is who asked, as the audit log names them; by default the request's
+        authenticated subject (bound to the log context by the auth middleware).
+        """
+        actor = actor or _request_subject()
         async with self._engine.connect() as lock_connection:
             locked = await lock_connection.scalar(
                 text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": f"onboarding:{draft.key}"}
@@ -118,10 +129,10 @@ class OnboardingWorkflow:
                     f"the onboarding of {draft.key} is already running; retry when it has finished"
                 )
             try:
-                tenant_id = await self._record_tenant(draft, request)
+                tenant_id = await self._record_tenant(draft, request, actor)
                 for step in STEPS[1:]:
                     try:
-                        await self._run_step(tenant_id, step)
+                        await self._run_step(tenant_id, step, actor)
                     except Problem as exc:
                         _, steps = await self.state(tenant_id)
                         exc.extensions.update(
@@ -151,7 +162,7 @@ class OnboardingWorkflow:
         """One committed transaction in the tenant's context (RLS applies to steps and quotas)."""
         return tenant_session(self._maker, system_tenant(tenant_id, reason=f"onboarding: {reason}"))
 
-    async def _record_tenant(self, draft: TenantDraft, request: OnboardingIn) -> uuid.UUID:
+    async def _record_tenant(self, draft: TenantDraft, request: OnboardingIn, actor: str) -> uuid.UUID:
         """Step 1: the registry row and the plan; a re-run updates the plan while unfinished."""
         async with self._maker() as session, session.begin():
             existing = await session.scalar(select(Tenant).where(Tenant.key == draft.key))
@@ -218,9 +229,18 @@ class OnboardingWorkflow:
             record.started_at = record.started_at or now
             record.finished_at = record.finished_at or now
             record.updated_at = now
+            await session.flush()
+            await audit(
+                session,
+                tenant_id,
+                actor=actor,
+                action=f"onboarding.{TENANT_RECORD}",
+                target=f"tenant:{tenant_id}",
+                details={"attempt": record.attempts, "result": record.result},
+            )
         return tenant_id
 
-    async def _run_step(self, tenant_id: uuid.UUID, name: str) -> None:
+    async def _run_step(self, tenant_id: uuid.UUID, name: str, actor: str) -> None:
         async with self._scope(tenant_id, f"start {name}") as session:
             step = await session.get(OnboardingStep, (tenant_id, name), with_for_update=True)
             assert step is not None
@@ -243,6 +263,16 @@ class OnboardingWorkflow:
                 step.status = StepStatus.failed.value
                 step.last_error = detail[:2000]
                 step.updated_at = _now()
+                await session.flush()
+                await audit(
+                    session,
+                    tenant_id,
+                    actor=actor,
+                    action=f"onboarding.{name}",
+                    target=f"tenant:{tenant_id}",
+                    outcome="failure",
+                    details={"attempt": step.attempts, "error": detail[:500]},
+                )
             log.warning("onboarding_step_failed", tenant_id=str(tenant_id), step=name, error=detail)
             raise
         log.info("onboarding_step_done", tenant_id=str(tenant_id), step=name)
@@ -259,6 +289,15 @@ class OnboardingWorkflow:
                 tenant = await session.get(Tenant, tenant_id, with_for_update=True)
                 assert tenant is not None
                 tenant.keycloak_organization_id = result["organization_id"]
+            await session.flush()
+            await audit(
+                session,
+                tenant_id,
+                actor=actor,
+                action=f"onboarding.{name}",
+                target=f"tenant:{tenant_id}",
+                details={"attempt": step.attempts, "result": result},
+            )
 
     # -- the steps (each safe to repeat) -------------------------------------------
 
@@ -325,6 +364,12 @@ class OnboardingWorkflow:
             if tenant.status == TenantStatus.invited:
                 change_status(tenant, TenantStatus.active, "onboarding completed")
             return {"status": tenant.status}
+
+
+def _request_subject() -> str:
+    """The authenticated caller of the current request, or the workflow itself outside one."""
+    subject = structlog.contextvars.get_contextvars().get("subject")
+    return str(subject) if subject else "system:onboarding"
 
 
 def is_completed(steps: list[OnboardingStep]) -> bool:

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.auth import Principal
-from socle_tenancy.db.models import TenantKind, TenantStatus
+from socle_tenancy.db.models import Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin, require_registry_reader
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
-from socle_tenancy.domain.onboarding.schemas import OnboardingOut, StepOut
+from socle_tenancy.domain.onboarding.schemas import OnboardingOut, QuotasIn, StepOut
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, is_completed
 from socle_tenancy.domain.reference import ReferenceCatalogue
 from socle_tenancy.domain.tenants import services
-from socle_tenancy.domain.tenants.schemas import CandidatesOut, EpciIn, EpciOut, StatusChangeIn, TenantOut, TenantPage
+from socle_tenancy.domain.tenants.schemas import (
+    CandidatesOut,
+    EpciIn,
+    EpciOut,
+    QuotasOut,
+    StatusChangeIn,
+    TenantOut,
+    TenantPage,
+    TenantPatchIn,
+)
 
 
 class EpciController(Controller):
@@ -94,6 +103,57 @@ class TenantController(Controller):
         return OnboardingOut(
             tenant=TenantOut.of(tenant), completed=is_completed(steps), steps=[StepOut.of(s) for s in steps]
         )
+
+    @patch("/{ref:str}")
+    async def update_tenant(
+        self,
+        ref: str,
+        data: TenantPatchIn,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        keycloak: KeycloakAdmin,
+    ) -> TenantOut:
+        """Rename an onboarded tenant or replace its e-mail domains (Keycloak organization included)."""
+        tenant = await self._administered(ref, request.user, db_session)
+        await services.update_tenant(db_session, keycloak, tenant, name=data.name, email_domains=data.email_domains)
+        return TenantOut.of(tenant)
+
+    @get("/{ref:str}/quotas")
+    async def get_quotas(
+        self,
+        ref: str,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        workflow: OnboardingWorkflow,
+    ) -> QuotasOut:
+        """A tenant's current limits (a tenant reads its own)."""
+        tenant = await services.resolve_tenant(db_session, ref)
+        require_registry_reader(request.user, tenant.id)
+        quota = await services.tenant_quotas(workflow.session_maker, tenant)
+        return QuotasOut.model_validate(quota, from_attributes=True)
+
+    @patch("/{ref:str}/quotas")
+    async def update_quotas(
+        self,
+        ref: str,
+        data: QuotasIn,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        workflow: OnboardingWorkflow,
+    ) -> QuotasOut:
+        """Change some of an onboarded tenant's limits; those left out stay."""
+        tenant = await self._administered(ref, request.user, db_session)
+        quota = await services.update_quotas(workflow.session_maker, tenant, data.model_dump(exclude_none=True))
+        return QuotasOut.model_validate(quota, from_attributes=True)
+
+    @staticmethod
+    async def _administered(ref: str, principal: Principal, session: AsyncSession) -> Tenant:
+        """The tenant named in the path, if the caller administers the deployment's EPCI."""
+        principal.require_role(*ADMIN_ROLES)
+        tenant = await services.resolve_tenant(session, ref)
+        epci = await services.deployment_epci(session)
+        require_epci_admin(principal, epci.siren if epci and epci.siren else "")
+        return tenant
 
     @post("/{ref:str}/suspend", status_code=HTTP_200_OK)
     async def suspend(

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from socle_tenancy.db.models import Tenant
+
+_DOMAIN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+EmailDomain = Annotated[str, StringConstraints(pattern=_DOMAIN, to_lower=True, strip_whitespace=True, max_length=253)]
 
 
 class EpciIn(BaseModel):
@@ -81,3 +85,25 @@ class StatusChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=3, max_length=500, description="Why, as it will appear in the audit log")
+
+
+class QuotasOut(BaseModel):
+    tenant_id: uuid.UUID
+    max_devices: int
+    max_readings_per_day: int
+    storage_gb: int
+    updated_at: dt.datetime
+
+
+class TenantPatchIn(BaseModel):
+    """What may change on an onboarded tenant; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200, description="Display name")
+    email_domains: list[EmailDomain] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="The organisation's e-mail domains; replaces the list (Keycloak organization included)",
+    )

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from socle_core.auth import system_tenant
+from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, NotFound
-from socle_tenancy.db.models import Tenant, TenantKind, TenantStatus
+from socle_tenancy.db.models import Quota, Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
 from socle_tenancy.domain.reference.codes import is_valid_insee, normalise_insee, siren_problem
@@ -194,3 +197,73 @@ async def suspend_or_reactivate(
     await session.flush()
     if tenant.keycloak_organization_id:
         await keycloak.set_organization_enabled(tenant.keycloak_organization_id, target is TenantStatus.active)
+
+
+def require_onboarded(tenant: Tenant) -> None:
+    """Settings of a tenant change once it is onboarded and until it leaves."""
+    if tenant.status not in (TenantStatus.active, TenantStatus.suspended):
+        raise Conflict(
+            f"tenant {tenant.key} is {tenant.status}: only an active or suspended tenant can be changed "
+            "(finish its onboarding first, or it has left the platform)",
+            current_status=tenant.status,
+        )
+
+
+def _tenant_scope(maker: async_sessionmaker[AsyncSession], tenant: Tenant, reason: str) -> Any:
+    """A committed unit of work in the tenant's context: quotas are tenant-owned (RLS)."""
+    return tenant_session(maker, system_tenant(tenant.id, reason=f"registry: {reason}"))
+
+
+async def tenant_quotas(maker: async_sessionmaker[AsyncSession], tenant: Tenant) -> Quota:
+    async with _tenant_scope(maker, tenant, "read quotas") as session:
+        quota = await session.get(Quota, tenant.id)
+    if quota is None:
+        raise NotFound(f"tenant {tenant.key} has no quotas yet: its onboarding has not reached that step")
+    return quota
+
+
+async def update_quotas(maker: async_sessionmaker[AsyncSession], tenant: Tenant, changes: dict[str, int]) -> Quota:
+    """Change some of a tenant's limits; the others stay."""
+    require_onboarded(tenant)
+    if not changes:
+        raise InvalidInput(
+            "give at least one of max_devices, max_readings_per_day, storage_gb",
+            errors=[{"location": "body", "field": "body", "detail": "no quota to change"}],
+        )
+    async with _tenant_scope(maker, tenant, "update quotas") as session:
+        quota = await session.get(Quota, tenant.id, with_for_update=True)
+        if quota is None:
+            raise NotFound(f"tenant {tenant.key} has no quotas yet: its onboarding has not reached that step")
+        for name, value in changes.items():
+            setattr(quota, name, value)
+        quota.updated_at = dt.datetime.now(dt.UTC)
+    return quota
+
+
+async def update_tenant(
+    session: AsyncSession,
+    keycloak: KeycloakAdmin,
+    tenant: Tenant,
+    *,
+    name: str | None,
+    email_domains: list[str] | None,
+) -> None:
+    """Rename a tenant or replace its e-mail domains (in its Keycloak organization too).
+
+    Keycloak is called after the flush and before the request commits, like suspension: a
+    refusal rolls the change back, and repeating the request converges.
+    """
+    require_onboarded(tenant)
+    if name is None and email_domains is None:
+        raise InvalidInput(
+            "give the name or the email_domains to change",
+            errors=[{"location": "body", "field": "body", "detail": "nothing to change"}],
+        )
+    if name is not None:
+        tenant.name = name
+    if email_domains is not None:
+        tenant.email_domains = list(dict.fromkeys(email_domains))
+    tenant.updated_at = dt.datetime.now(dt.UTC)
+    await session.flush()
+    if email_domains is not None and tenant.keycloak_organization_id:
+        await keycloak.set_organization_domains(tenant.keycloak_organization_id, list(tenant.email_domains))

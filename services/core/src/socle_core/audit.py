@@ -1,0 +1,110 @@
+"""Writing to the tamper-evident audit log, from any service.
+
+The log lives in the tenancy schema (ADR 0007): one hash chain per tenant, appended only by
+the database function ``tenancy.append_audit``, which every service's application role may
+execute (group ``socle_audit_writer``). ``record`` writes inside the caller's transaction, so
+the entry commits or rolls back with the action it records; ``record_detached`` writes in a
+short transaction of its own, for what must be kept although the request fails (a refused
+attempt whose request transaction rolls back).
+
+Events that concern no tenant go to the platform's chain, ``PLATFORM_TENANT``.
+Details are metadata (ids, names, reasons): never readings, never secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal, get_args
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from socle_core.tenant import TenantId
+
+#: The chain of platform-level events (no tenant): the nil UUID.
+PLATFORM_TENANT = uuid.UUID(int=0)
+
+Outcome = Literal["success", "refused", "failure"]
+OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+#: ``area.verb`` in lower case, e.g. ``grants.create``, ``onboarding.first_admin``, ``auditor.read``.
+ACTION = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
+
+_APPEND = text("SELECT tenancy.append_audit(:tenant, :actor, :action, :target, :outcome, CAST(:details AS jsonb))")
+
+
+def chain_of(tenant: TenantId | uuid.UUID | None) -> uuid.UUID:
+    """The chain an entry belongs to: the tenant's, or the platform's when there is none."""
+    if tenant is None:
+        return PLATFORM_TENANT
+    return tenant.uuid if isinstance(tenant, TenantId) else tenant
+
+
+def _parameters(
+    tenant: TenantId | uuid.UUID | None,
+    actor: str,
+    action: str,
+    target: str | None,
+    outcome: str,
+    details: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    if not actor.strip():
+        raise ValueError("an audit entry needs an actor (a subject, a client id or 'system:<task>')")
+    if len(action) > 100 or not ACTION.match(action):
+        raise ValueError(f"audit action {action!r} must look like 'area.verb' (lower case)")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"audit outcome must be one of {sorted(OUTCOMES)}, not {outcome!r}")
+    return {
+        "tenant": chain_of(tenant),
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+        "details": json.dumps(dict(details or {}), default=str, ensure_ascii=False),
+    }
+
+
+async def _append(executor: AsyncSession | AsyncConnection, parameters: dict[str, Any]) -> int:
+    seq = await executor.scalar(_APPEND, parameters)
+    if seq is None:  # the function always returns the new sequence number
+        raise RuntimeError("tenancy.append_audit returned no sequence number")
+    return int(seq)
+
+
+async def record(
+    session: AsyncSession | AsyncConnection,
+    tenant: TenantId | uuid.UUID | None,
+    *,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    outcome: Outcome = "success",
+    details: Mapping[str, Any] | None = None,
+) -> int:
+    """Append an entry to the tenant's chain in the caller's transaction; returns its sequence number.
+
+    The chain's per-tenant lock is held until the caller's transaction ends: record late in
+    a unit of work, and record for two tenants in the order of their ids.
+    """
+    return await _append(session, _parameters(tenant, actor, action, target, outcome, details))
+
+
+async def record_detached(
+    engine: AsyncEngine,
+    tenant: TenantId | uuid.UUID | None,
+    *,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    outcome: Outcome = "refused",
+    details: Mapping[str, Any] | None = None,
+) -> int:
+    """Append an entry in a transaction of its own, committed at once (kept whatever the caller does)."""
+    parameters = _parameters(tenant, actor, action, target, outcome, details)
+    async with engine.begin() as connection:
+        return await _append(connection, parameters)
+
+
+__all__ = ["OUTCOMES", "PLATFORM_TENANT", "Outcome", "chain_of", "record", "record_detached"]

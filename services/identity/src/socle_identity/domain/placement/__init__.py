@@ -1,0 +1,1 @@
+"""Placement of agents brokered from ProConnect in their commune's organization, by SIRET."""

@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: reading, exporting and verifying the per-tenant hash chains."""

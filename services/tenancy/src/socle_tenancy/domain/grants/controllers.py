@@ -1,0 +1,108 @@
+"""HTTP API of data-sharing grants: a commune or the EPCI shares its data with another tenant.
+
+The grantor is always the caller's own tenant (a grant on someone else's data cannot even be
+expressed); the grantee and the grantor see the grant, only the grantor revokes it. Another
+tenant's grant does not exist for the caller (404), and asking for it is recorded as refused.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socle_core.audit import record_detached
+from socle_core.auth import Principal
+from socle_core.errors import NotFound
+from socle_core.tenant import TenantId
+from socle_tenancy.db.models import Dataset
+from socle_tenancy.domain.audit.services import actor_of
+from socle_tenancy.domain.grants import services
+from socle_tenancy.domain.grants.schemas import GrantIn, GrantOut, GrantPage, GrantStatus, RevokeIn, Side
+
+GRANTORS = ("epci-admin", "commune-admin")
+READERS = (*GRANTORS, "commune-agent")
+
+
+def _tenant(principal: Principal, roles: tuple[str, ...]) -> TenantId:
+    principal.require_role(*roles)
+    return principal.require_tenant()
+
+
+async def _refused(state: State, principal: Principal, tenant: TenantId, action: str, grant_id: uuid.UUID) -> None:
+    await record_detached(
+        state.db_engine,
+        tenant,
+        actor=actor_of(principal),
+        action=action,
+        target=f"grant:{grant_id}",
+        details={"reason": "no such grant for this tenant"},
+    )
+
+
+class GrantController(Controller):
+    path = "/v1/grants"
+    tags = ["grants"]
+
+    @post("/")
+    async def create(
+        self, data: GrantIn, request: Request[Principal, Any, Any], db_session: AsyncSession
+    ) -> Response[GrantOut]:
+        """Share the caller's tenant's devices or readings (all, or one device's) with another tenant."""
+        tenant = _tenant(request.user, GRANTORS)
+        grant = await services.create_grant(db_session, tenant, actor_of(request.user), data)
+        return Response(GrantOut.of(grant), status_code=HTTP_201_CREATED)
+
+    @get("/")
+    async def list_grants(
+        self,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        side: Side | None = None,
+        status: GrantStatus | None = None,
+        dataset: Dataset | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> GrantPage:
+        """Grants the caller's tenant gave or received, newest first; offset pagination."""
+        tenant = _tenant(request.user, READERS)
+        items, total = await services.list_grants(
+            db_session, tenant, side=side, status=status, dataset=dataset, limit=limit, offset=offset
+        )
+        return GrantPage(items=[GrantOut.of(g) for g in items], total=total, limit=limit, offset=offset)
+
+    @get("/{grant_id:uuid}")
+    async def get_grant(
+        self, grant_id: uuid.UUID, request: Request[Principal, Any, Any], db_session: AsyncSession, state: State
+    ) -> GrantOut:
+        tenant = _tenant(request.user, READERS)
+        try:
+            return GrantOut.of(await services.get_grant(db_session, tenant, grant_id))
+        except NotFound:
+            await _refused(state, request.user, tenant, "grants.read", grant_id)
+            raise
+
+    @post("/{grant_id:uuid}/revoke", status_code=HTTP_200_OK)
+    async def revoke(
+        self,
+        grant_id: uuid.UUID,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        state: State,
+        data: RevokeIn | None = None,
+    ) -> GrantOut:
+        """End a grant now; revoking a revoked grant answers the same grant and changes nothing."""
+        tenant = _tenant(request.user, GRANTORS)
+        try:
+            grant = await services.revoke_grant(
+                db_session, tenant, actor_of(request.user), grant_id, data.reason if data else None
+            )
+        except NotFound:
+            await _refused(state, request.user, tenant, "grants.revoke", grant_id)
+            raise
+        return GrantOut.of(grant)

@@ -1,0 +1,40 @@
+"""``POST /v1/isolation/reports``: an auditor or operator runs the isolation evidence report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, post
+from litestar.datastructures import State
+from litestar.status_codes import HTTP_201_CREATED
+
+from socle_core.auth import Principal
+from socle_core.errors import ServiceUnavailable
+from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.isolation import signing
+from socle_tenancy.domain.isolation.html import render
+from socle_tenancy.domain.isolation.schemas import ReportRequest
+from socle_tenancy.domain.isolation.services import ReportConfig, run_report
+
+REPORT_ROLES = ("auditor", "operator")
+
+
+class IsolationReportController(Controller):
+    path = "/v1/isolation/reports"
+    tags = ["isolation"]
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def create_report(
+        self, request: Request[Principal, Any, Any], state: State, data: ReportRequest | None = None
+    ) -> Response[Any]:
+        """Run every check now and answer the signed report (JSON) or its printable page (HTML)."""
+        request.user.require_role(*REPORT_ROLES)
+        options = data or ReportRequest()
+        settings: TenancySettings = state.settings
+        try:
+            report = await run_report(ReportConfig.from_settings(settings, sample_size=options.sample))
+        except signing.SigningKeyError as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+        if options.format == "html":
+            return Response(render(report), status_code=HTTP_201_CREATED, media_type="text/html")
+        return Response(report, status_code=HTTP_201_CREATED)

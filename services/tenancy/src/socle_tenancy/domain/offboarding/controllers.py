@@ -1,0 +1,73 @@
+"""HTTP API of offboarding: start, the identity export, completion (each safe to repeat)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.status_codes import HTTP_200_OK
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from socle_core.auth import Principal
+from socle_tenancy.db.models import Tenant
+from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
+from socle_tenancy.domain.offboarding import services
+from socle_tenancy.domain.offboarding.schemas import CompletionIn, CompletionOut, IdentityExportOut, OffboardingIn
+from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
+from socle_tenancy.domain.tenants import services as registry
+from socle_tenancy.domain.tenants.schemas import TenantOut
+
+
+async def _administered(ref: str, principal: Principal, session: AsyncSession) -> Tenant:
+    principal.require_role(*ADMIN_ROLES)
+    tenant = await registry.resolve_tenant(session, ref)
+    epci = await registry.deployment_epci(session)
+    require_epci_admin(principal, epci.siren if epci and epci.siren else "")
+    return tenant
+
+
+class OffboardingController(Controller):
+    path = "/v1/tenants/{ref:str}/offboarding"
+    tags = ["offboarding"]
+
+    @post("/", status_code=HTTP_200_OK)
+    async def start(
+        self,
+        ref: str,
+        data: OffboardingIn,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        keycloak: KeycloakAdmin,
+    ) -> TenantOut:
+        """The tenant starts leaving: status offboarding, its Keycloak organization disabled."""
+        tenant = await _administered(ref, request.user, db_session)
+        await services.start(db_session, keycloak, tenant, data.reason)
+        return TenantOut.of(tenant)
+
+    @get("/identity")
+    async def identity(
+        self, ref: str, request: Request[Principal, Any, Any], db_session: AsyncSession, keycloak: KeycloakAdmin
+    ) -> IdentityExportOut:
+        """The tenant's Keycloak organization with its domains and members, for the export bundle."""
+        tenant = await _administered(ref, request.user, db_session)
+        return IdentityExportOut.model_validate(await services.identity_export(keycloak, tenant))
+
+    @post("/completion", status_code=HTTP_200_OK)
+    async def complete(
+        self,
+        ref: str,
+        data: CompletionIn,
+        request: Request[Principal, Any, Any],
+        db_session: AsyncSession,
+        keycloak: KeycloakAdmin,
+        workflow: OnboardingWorkflow,
+    ) -> CompletionOut:
+        """Once the tenant's data are exported and deleted: delete its organization, mark it deleted."""
+        tenant = await _administered(ref, request.user, db_session)
+        deleted, remaining = await services.complete(
+            db_session, workflow.session_maker, keycloak, tenant, data.reason, data.bundle_sha256
+        )
+        return CompletionOut(
+            tenant=TenantOut.of(tenant), keycloak_organization_deleted=deleted, remaining_rows=remaining
+        )

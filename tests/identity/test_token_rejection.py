@@ -1,0 +1,268 @@
+"""The JWT rejection suite against running services: every forged or misused token gets a 401 problem.
+
+Tokens go to the identity app (and, for a tenant named in the path, the tenancy app) built as
+in production on the real PostgreSQL and Keycloak. "Forged" tokens are signed with an extra key
+the realm publishes (``forging_key``), so each claim check is exercised alone on a token whose
+signature is otherwise valid; the control test shows such a token is accepted when nothing is wrong.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from litestar.testing import AsyncTestClient
+
+import socle_core.auth
+from socle_core.auth import CrossTenantAttempt
+from socle_devstack.stack import REPO_ROOT
+from socle_identity.app import create_app as create_identity
+from socle_identity.config import IdentitySettings
+from socle_tenancy.app import create_app as create_tenancy
+from socle_tenancy.config import TenancySettings
+from tests.core.test_app import assert_problem
+from tests.core.test_auth import forging_key  # noqa: F401  (session fixture: a key the realm publishes)
+from tests.support.apps import settings_kwargs
+from tests.support.fixtures import new_tenant
+from tests.support.tokens import SigningKey, b64, claims_for, unsigned
+
+#: The deployment's EPCI in the shared test database (the demo declaration, as the tenancy tests use).
+DEMO_SIREN = json.loads((REPO_ROOT / "tenants" / "demo" / "cc-pays-de-sommieres.json").read_text())["epci"]["siren"]
+
+
+@pytest.fixture
+async def identity(clean_socle_env, database, keycloak, credentials):
+    settings = IdentitySettings(
+        **settings_kwargs(
+            "identity",
+            database,
+            keycloak,
+            keycloak_client_secret=credentials["platform_client"],
+            placement_sync_interval_seconds=0,
+        )
+    )
+    async with AsyncTestClient(create_identity(settings)) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def refused(identity: AsyncTestClient, token: str, reason: str) -> dict[str, Any]:
+    response = await identity.get("/v1/me", headers=bearer(token))
+    body = assert_problem(response, 401, "invalid-token")
+    assert reason in body["detail"], body
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    return body
+
+
+async def test_control_a_validly_signed_token_is_accepted(identity, forging_key, keycloak) -> None:  # noqa: F811
+    response = await identity.get("/v1/me", headers=bearer(forging_key.sign(claims_for(keycloak.issuer))))
+    assert response.status_code == 200, response.text
+    assert response.json()["subject"] == "forged-subject"
+
+
+async def test_alg_none(identity, keycloak) -> None:
+    await refused(identity, unsigned(claims_for(keycloak.issuer)), "algorithm 'none'")
+    await refused(identity, unsigned(claims_for(keycloak.issuer), alg="None"), "algorithm 'None'")
+
+
+async def test_hs256_signed_with_the_realm_public_key(identity, keycloak) -> None:
+    async with httpx.AsyncClient(timeout=20) as client:
+        jwks = (await client.get(f"{keycloak.issuer}/protocol/openid-connect/certs")).json()
+    realm_key = next(k for k in jwks["keys"] if k["kty"] == "RSA")
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": realm_key["kid"]}).encode())
+    body = b64(json.dumps(claims_for(keycloak.issuer)).encode())
+    for secret in (json.dumps(realm_key).encode(), realm_key["n"].encode()):
+        mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+        await refused(identity, f"{head}.{body}.{b64(mac)}", "algorithm 'HS256'")
+
+
+async def test_unknown_kid(identity, keycloak) -> None:
+    stranger = SigningKey.generate()
+    stranger.kid = "not-a-realm-key"
+    await refused(identity, stranger.sign(claims_for(keycloak.issuer)), "unknown key")
+
+
+@pytest.mark.parametrize(
+    ("kid", "reason"),
+    [
+        # Syntactically possible kids are only ever dictionary keys of the cached JWKS: unknown, never a path.
+        ("../../../../../../dev/null", "unknown key"),
+        ("' OR '1'='1", "no valid key id"),
+        ("x'; DROP TABLE keys; --", "no valid key id"),
+        ("/etc/passwd\u0000", "no valid key id"),
+        ("", "no valid key id"),
+        ("k" * 500, "no valid key id"),
+    ],
+)
+async def test_injected_kid(identity, forging_key, keycloak, kid, reason) -> None:  # noqa: F811
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer), kid=kid), reason)
+
+
+async def test_kid_of_a_realm_key_with_a_path_suffix(identity, forging_key, keycloak) -> None:  # noqa: F811
+    token = forging_key.sign(claims_for(keycloak.issuer), kid=forging_key.kid + "/../" + forging_key.kid)
+    await refused(identity, token, "unknown key")
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("jku", "https://attacker.example/jwks.json"),
+        ("x5u", "https://attacker.example/cert.pem"),
+        ("jwk", {"kty": "RSA", "n": "AQAB", "e": "AQAB"}),
+        ("x5c", ["MIIB"]),
+    ],
+)
+async def test_key_location_in_the_header(identity, forging_key, keycloak, parameter, value) -> None:  # noqa: F811
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer), **{parameter: value}), parameter)
+
+
+async def test_wrong_issuer(identity, forging_key, keycloak) -> None:  # noqa: F811
+    await refused(identity, forging_key.sign(claims_for(f"{keycloak.url}/realms/master")), "issuer")
+    await refused(identity, forging_key.sign(claims_for(f"{keycloak.url}/realms/proconnect-upstream")), "issuer")
+
+
+async def test_wrong_audience(identity, forging_key, keycloak, kc_admin) -> None:  # noqa: F811
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, audience="account")), "audience")
+    real = kc_admin.token(kc_admin.create_client(audience=None))["access_token"]
+    await refused(identity, real, "audience")
+
+
+async def test_expired(identity, forging_key, keycloak) -> None:  # noqa: F811
+    past = int(time.time()) - 3600
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, iat=past - 300, exp=past)), "expired")
+
+
+async def test_not_yet_valid(identity, forging_key, keycloak) -> None:  # noqa: F811
+    future = int(time.time()) + 3600
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, nbf=future)), "not valid yet")
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, iat=future)), "issued in the future")
+
+
+async def test_an_id_token_is_not_an_access_token(identity, forging_key, keycloak, kc_admin) -> None:  # noqa: F811
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, typ="ID")), "not an access token")
+    issued = kc_admin.token(kc_admin.create_client(), scope="openid")
+    assert "id_token" in issued, issued
+    body = await refused(identity, issued["id_token"], "")
+    assert "audience" in body["detail"] or "not an access token" in body["detail"]
+
+
+async def test_a_tampered_real_token(identity, kc_admin) -> None:
+    real = kc_admin.token(kc_admin.create_client(organization=("commune-35238", uuid.uuid4())))["access_token"]
+    head, payload, signature = real.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["organization"] = {"commune-30321": {"tenant_id": [str(uuid.uuid4())]}}
+    await refused(identity, f"{head}.{b64(json.dumps(claims).encode())}.{signature}", "signature")
+
+
+# -- a token of tenant A naming tenant B --------------------------------------------------
+
+
+@pytest.fixture
+def attempts(monkeypatch) -> list[CrossTenantAttempt]:
+    """What the core reports to its cross-tenant hook (the audit log is wired there)."""
+    seen: list[CrossTenantAttempt] = []
+    monkeypatch.setattr(socle_core.auth, "on_cross_tenant_attempt", seen.append)
+    return seen
+
+
+def admin_of(kc_admin, tenant, *roles: str) -> dict[str, str]:
+    client = kc_admin.create_client(organization=(tenant.alias, tenant.id), roles=roles or ("commune-admin",))
+    return bearer(kc_admin.token(client)["access_token"])
+
+
+async def test_tenant_b_in_the_path_of_identity(identity, kc_admin, attempts) -> None:
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+    of_b = await identity.post(
+        "/v1/service-accounts", json={"name": "b", "access": "write"}, headers=admin_of(kc_admin, tenant_b)
+    )
+    assert of_b.status_code == 201, of_b.text
+    response = await identity.get(f"/v1/service-accounts/{of_b.json()['id']}", headers=admin_of(kc_admin, tenant_a))
+    assert_problem(response, 404, "not-found")
+
+
+async def test_tenant_b_in_the_path_of_tenancy(clean_socle_env, database, keycloak, credentials, kc_admin, attempts):
+    settings = TenancySettings(
+        **settings_kwargs("tenancy", database, keycloak, keycloak_client_secret=credentials["platform_client"])
+    )
+    operator = bearer(kc_admin.token(kc_admin.create_client(roles=("operator",)))["access_token"])
+    async with AsyncTestClient(create_tenancy(settings)) as tenancy:
+        epci = await tenancy.post("/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator)
+        assert epci.status_code in (200, 201), epci.text
+        tenant_b = epci.json()["tenant"]
+        agent_a = bearer(
+            kc_admin.token(
+                kc_admin.create_client(roles=("commune-agent",), organization=("commune-30321", uuid.uuid4()))
+            )["access_token"]
+        )
+        for ref in (tenant_b["id"], tenant_b["key"]):
+            body = assert_problem(await tenancy.get(f"/v1/tenants/{ref}", headers=agent_a), 404, "not-found")
+            assert tenant_b["key"] not in body["detail"]
+        agent_b = bearer(
+            kc_admin.token(
+                kc_admin.create_client(
+                    roles=("commune-agent",), organization=(tenant_b["key"], uuid.UUID(tenant_b["id"]))
+                )
+            )["access_token"]
+        )
+        own = await tenancy.get(f"/v1/tenants/{tenant_b['id']}", headers=agent_b)
+        assert own.status_code == 200, own.text
+        assert own.json()["tenant"]["id"] == tenant_b["id"]
+    assert [(a.where, a.named) for a in attempts] == [("path", tenant_b["id"])] * 2
+
+
+async def test_tenant_b_in_the_header(identity, kc_admin, attempts) -> None:
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+    admin_a = admin_of(kc_admin, tenant_a)
+    for named in (str(tenant_b.id), tenant_b.alias, str(tenant_b.id).upper()):
+        for method, path in (("GET", "/v1/me"), ("GET", "/v1/service-accounts"), ("POST", "/v1/service-accounts")):
+            response = await identity.request(
+                method,
+                path,
+                headers={**admin_a, "X-Socle-Tenant": named},
+                json={"name": "x", "access": "write"} if method == "POST" else None,
+            )
+            body = assert_problem(response, 404, "not-found")
+            assert body["detail"] == "no such tenant"
+    assert (await identity.get("/v1/service-accounts", headers=admin_a)).json() == []  # nothing was created
+    assert {(a.where, a.tenant_id, a.organization) for a in attempts} == {("header", str(tenant_a.id), tenant_a.alias)}
+    for own in (str(tenant_a.id), tenant_a.alias, str(tenant_a.id).upper()):
+        response = await identity.get("/v1/me", headers={**admin_a, "X-Socle-Tenant": own})
+        assert response.status_code == 200, response.text
+        assert response.json()["tenant_id"] == str(tenant_a.id)
+
+
+async def test_tenant_b_in_the_body(identity, kc_admin, attempts) -> None:
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+    admin_a = admin_of(kc_admin, tenant_a)
+    for field_name, named in (("tenant_id", str(tenant_b.id)), ("tenant", tenant_b.alias), ("tenant_id", 42)):
+        response = await identity.post(
+            "/v1/service-accounts", json={"name": "x", "access": "write", field_name: named}, headers=admin_a
+        )
+        assert_problem(response, 404, "not-found")
+    assert (await identity.get("/v1/service-accounts", headers=admin_a)).json() == []
+    assert [a.where for a in attempts] == ["body.tenant_id", "body.tenant", "body.tenant_id"]
+    # Naming one's own tenant passes the guard; the handler then refuses the unknown field itself.
+    own = await identity.post(
+        "/v1/service-accounts", json={"name": "x", "access": "write", "tenant_id": str(tenant_a.id)}, headers=admin_a
+    )
+    assert_problem(own, 422, "validation-error")
+    assert (await identity.get("/v1/service-accounts", headers=admin_a)).json() == []
+
+
+async def test_platform_callers_are_not_bound_by_the_tenant_guard(identity, kc_admin, attempts) -> None:
+    """An operator's token names no tenant: a header cannot give it one (``TenantId`` comes only from tokens)."""
+    operator = bearer(kc_admin.token(kc_admin.create_client(roles=("operator",)))["access_token"])
+    response = await identity.get("/v1/me", headers={**operator, "X-Socle-Tenant": str(uuid.uuid4())})
+    assert response.status_code == 200, response.text
+    assert response.json()["tenant_id"] is None
+    assert attempts == []

@@ -1,0 +1,110 @@
+"""Real service apps served over HTTP on free ports, and what the isolation tests set up with them.
+
+The isolation report calls the services like any client would, through their base URLs:
+so the tests serve each app with uvicorn in a thread, against the real PostgreSQL and
+Keycloak of the test session.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from litestar import Litestar
+
+from socle_devstack.keycloak import KeycloakServer
+from socle_devstack.processes import free_port
+from socle_devstack.stack import SERVICES, Credentials, Database
+from tests.support.apps import settings_kwargs
+from tests.tenancy.conftest import DEMO_SIREN, demo_commune
+
+#: Three communes of the demo EPCI (tenants/demo/cc-pays-de-sommieres.json).
+DEMO_COMMUNES = ("30321", "30062", "30091")
+
+
+@contextmanager
+def serve(app: Litestar) -> Iterator[str]:
+    """Serve an app on a free local port (lifespan included); yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the app did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@contextmanager
+def no_socle_environment() -> Iterator[None]:
+    """Strict settings refuse unknown SOCLE_* variables: none may leak from the shell."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in list(os.environ):
+            if key.upper().startswith("SOCLE_"):
+                patch.delenv(key)
+        yield
+
+
+def create_app(service: str, database: Database, keycloak: KeycloakServer, credentials: Credentials) -> Litestar:
+    """The real app of a service, configured for the test servers (platform secret where it takes one)."""
+    module = __import__(f"socle_{service}.app", fromlist=["create_app"])
+    config = __import__(f"socle_{service}.config", fromlist=["x"])
+    settings_class = next(
+        getattr(config, name) for name in dir(config) if name.endswith("Settings") and name != "ServiceSettings"
+    )
+    extra: dict[str, Any] = {}
+    if "keycloak_client_secret" in settings_class.model_fields:
+        extra["keycloak_client_secret"] = credentials["platform_client"]
+    return module.create_app(settings_class(**settings_kwargs(service, database, keycloak, **extra)))  # type: ignore[no-any-return]
+
+
+@contextmanager
+def served_services(
+    database: Database, keycloak: KeycloakServer, credentials: Credentials, services: tuple[str, ...] = SERVICES
+) -> Iterator[dict[str, str]]:
+    """Every service app served at once: service name → base URL."""
+    with no_socle_environment():
+        apps = {s: create_app(s, database, keycloak, credentials) for s in services}
+    urls: dict[str, str] = {}
+    contexts = []
+    try:
+        for service, app in apps.items():
+            context = serve(app)
+            urls[service] = context.__enter__()
+            contexts.append(context)
+        yield urls
+    finally:
+        for context in reversed(contexts):
+            context.__exit__(None, None, None)
+
+
+def bearer(kc_admin: Any, roles: tuple[str, ...], organization: tuple[str, Any] | None = None) -> dict[str, str]:
+    """Headers with a real Keycloak token (a client-credentials client with these roles and tenant)."""
+    client = kc_admin.create_client(roles=roles, organization=organization)
+    return {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
+
+
+def onboard_demo(tenancy_url: str, operator: dict[str, str]) -> list[dict[str, Any]]:
+    """The demo EPCI and three of its communes, onboarded through the API (idempotent)."""
+    with httpx.Client(base_url=tenancy_url, timeout=120) as http:
+        registered = http.post("/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator)
+        assert registered.status_code in (200, 201), registered.text
+        tenants = []
+        for insee in DEMO_COMMUNES:
+            response = http.post(f"/v1/tenants/{insee}/onboarding", json=demo_commune(insee), headers=operator)
+            assert response.status_code == 200, response.text
+            tenants.append(response.json()["tenant"])
+    return tenants

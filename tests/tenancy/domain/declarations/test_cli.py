@@ -1,0 +1,178 @@
+"""``socle-tenants apply`` end to end: the real command, the tenancy API over HTTP, PostgreSQL, Keycloak.
+
+The deployment's EPCI is the demo one (the suite shares one database); the communes used
+here (Cannes-et-Clairan 30066, Combas 30088) are used by no other test.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.tenancy.conftest import DEMO
+from tests.tenancy.domain.declarations.serving import socle_tenants
+
+CANNES, COMBAS = "30066", "30088"
+OFFICIAL_EPCI_NAME = "CC du Pays de Sommières"
+
+
+def declaration(**changes: Any) -> dict[str, Any]:
+    """The demo EPCI with two communes of its own; ``changes`` replace commune fields by INSEE."""
+    result = copy.deepcopy(DEMO)
+    # The EPCI keeps its official name: other tests of the shared database expect it.
+    result["epci"]["display_name"] = OFFICIAL_EPCI_NAME
+    del result["epci"]["tenant"]["display_name"]
+    result["communes"] = [
+        {
+            "insee": CANNES,
+            "email_domains": ["cannes-et-clairan.test.socle.fr"],
+            "first_admin_email": "mairie@cannes-et-clairan.test.socle.fr",
+            "quotas": {"max_devices": 40},
+        },
+        {
+            "insee": COMBAS,
+            "display_name": "Combas (Gard)",
+            "email_domains": ["combas.test.socle.fr"],
+            "first_admin_email": "mairie@combas.test.socle.fr",
+        },
+    ]
+    for commune in result["communes"]:
+        commune.update(changes.get(commune["insee"], {}))
+    return result
+
+
+def write(path: Path, value: dict[str, Any]) -> str:
+    path.write_text(json.dumps(value, ensure_ascii=False))
+    return str(path)
+
+
+def registry(api: str, operator: dict[str, str]) -> dict[str, dict[str, Any]]:
+    body = httpx.get(f"{api}/v1/tenants", params={"limit": 200}, headers=operator, timeout=30).json()
+    return {t["key"]: t for t in body["items"]}
+
+
+def quotas(api: str, operator: dict[str, str], tenant_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{api}/v1/tenants/{tenant_id}/quotas", headers=operator, timeout=30)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def organization(kc_admin, tenant_id: str) -> dict[str, Any]:
+    found = kc_admin.request(
+        "GET", "/organizations", params={"q": f"tenant_id:{tenant_id}", "briefRepresentation": "false"}
+    ).json()
+    assert len(found) == 1, found
+    return dict(found[0])
+
+
+def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operator, kc_admin) -> None:
+    file = write(tmp_path / "epci.json", declaration())
+
+    # Dry run: the difference is shown, nothing changes.
+    dry = socle_tenants("apply", file, "--dry-run", "--output", "json", env=cli_env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    plan = json.loads(dry.stdout)
+    assert plan["valid"] is True
+    assert plan["dry_run"] is True
+    assert plan["results"] == []
+    onboarding = {c["tenant"]: c for c in plan["changes"] if c["action"] == "onboard"}
+    assert {f"commune-{CANNES}", f"commune-{COMBAS}"} <= set(onboarding)
+    cannes = onboarding[f"commune-{CANNES}"]
+    assert cannes["path"] == f"/v1/tenants/{CANNES}/onboarding"
+    assert cannes["body"]["quotas"] == {"max_devices": 40, "max_readings_per_day": 200_000, "storage_gb": 5}
+    assert onboarding[f"commune-{COMBAS}"]["body"]["display_name"] == "Combas (Gard)"
+    assert any("allocation_key" in note for note in plan["notes"])
+    assert "Dry run: nothing was changed." in dry.stderr
+    assert not {f"commune-{CANNES}", f"commune-{COMBAS}"} & set(registry(tenancy_url, operator))
+
+    # Apply: created through the API, with progress lines.
+    applied = socle_tenants("apply", file, env=cli_env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"onboard commune-{CANNES}" in applied.stdout
+    assert "] done (200)" in applied.stdout
+    assert "Applied" in applied.stdout
+    tenants = registry(tenancy_url, operator)
+    epci = tenants[f"epci-{DEMO['epci']['siren']}"]
+    assert epci["status"] == "active"
+    assert epci["name"] == OFFICIAL_EPCI_NAME
+    for insee in (CANNES, COMBAS):
+        assert tenants[f"commune-{insee}"]["status"] == "active"
+        assert tenants[f"commune-{insee}"]["parent_id"] == epci["id"]
+    assert tenants[f"commune-{COMBAS}"]["name"] == "Combas (Gard)"
+    cannes_id = tenants[f"commune-{CANNES}"]["id"]
+    assert quotas(tenancy_url, operator, cannes_id)["max_devices"] == 40
+    assert [d["name"] for d in organization(kc_admin, cannes_id)["domains"]] == ["cannes-et-clairan.test.socle.fr"]
+
+    # Second run: nothing to do.
+    again = socle_tenants("apply", file, "--output", "json", env=cli_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["changes"] == []
+    assert "Nothing to do" in again.stderr
+
+    # The file changes: quotas, name and domains are updated, nothing else.
+    changed = declaration(
+        **{
+            CANNES: {"quotas": {"max_devices": 60, "storage_gb": 8}},
+            COMBAS: {
+                "display_name": "Combas",
+                "email_domains": ["combas.test.socle.fr", "mairie.combas.test.socle.fr"],
+            },
+        }
+    )
+    file = write(tmp_path / "epci.json", changed)
+    update = socle_tenants("apply", file, "--output", "json", env=cli_env)
+    assert update.returncode == 0, update.stdout + update.stderr
+    report = json.loads(update.stdout)
+    actions = {(c["action"], c["tenant"]): c for c in report["changes"]}
+    assert set(actions) == {("update_quotas", f"commune-{CANNES}"), ("update_tenant", f"commune-{COMBAS}")}
+    assert actions[("update_quotas", f"commune-{CANNES}")]["before"] == {"max_devices": 40, "storage_gb": 5}
+    assert actions[("update_quotas", f"commune-{CANNES}")]["after"] == {"max_devices": 60, "storage_gb": 8}
+    assert [r["status"] for r in report["results"]] == [200, 200]
+    current = quotas(tenancy_url, operator, cannes_id)
+    assert (current["max_devices"], current["storage_gb"], current["max_readings_per_day"]) == (60, 8, 200_000)
+    combas = registry(tenancy_url, operator)[f"commune-{COMBAS}"]
+    assert combas["name"] == "Combas"
+    assert sorted(combas["email_domains"]) == ["combas.test.socle.fr", "mairie.combas.test.socle.fr"]
+    domains = {d["name"] for d in organization(kc_admin, combas["id"])["domains"]}
+    assert domains == {"combas.test.socle.fr", "mairie.combas.test.socle.fr"}
+    final = socle_tenants("apply", file, "--output", "json", env=cli_env)
+    assert json.loads(final.stdout)["changes"] == []
+
+
+def test_an_invalid_declaration_exits_2_with_pointers_and_changes_nothing(
+    tmp_path, cli_env, tenancy_url, operator
+) -> None:
+    before = registry(tenancy_url, operator)
+    shape = declaration(**{CANNES: {"insee": "3006"}})
+    result = socle_tenants("apply", write(tmp_path / "shape.json", shape), env=cli_env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is invalid (1 problem(s)); nothing was changed" in result.stdout
+    assert "/communes/0/insee: '3006' does not match" in result.stdout
+
+    facts = declaration(**{COMBAS: {"insee": "30189", "quotas": {"storage_gb": 2.5}}})  # Nîmes: another EPCI
+    result = socle_tenants("apply", write(tmp_path / "facts.json", facts), "--output", "json", env=cli_env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = {e["pointer"]: e["message"] for e in json.loads(result.stdout)["errors"]}
+    assert "not of 243000296" in errors["/communes/1/insee"]
+    assert "whole GB" in errors["/communes/1/quotas/storage_gb"]
+
+    result = socle_tenants("apply", str(tmp_path / "missing.json"), env=cli_env)
+    assert result.returncode == 2
+    assert "cannot read" in result.stdout
+    assert registry(tenancy_url, operator) == before
+
+
+def test_configuration_errors_say_what_to_set(tmp_path, cli_env) -> None:
+    file = write(tmp_path / "epci.json", declaration())
+    no_secret = {k: v for k, v in cli_env.items() if k != "SOCLE_TENANTS_CLIENT_SECRET"}
+    result = socle_tenants("apply", file, env=no_secret)
+    assert result.returncode == 2
+    assert "set SOCLE_TENANTS_CLIENT_SECRET" in result.stdout
+    wrong = {**cli_env, "SOCLE_TENANTS_CLIENT_SECRET": "not-the-secret"}
+    result = socle_tenants("apply", file, env=wrong)
+    assert result.returncode == 1
+    assert "Keycloak refused the 'socle-platform' client credentials (401)" in result.stdout

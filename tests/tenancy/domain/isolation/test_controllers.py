@@ -1,0 +1,71 @@
+"""``POST /v1/isolation/reports``: auditors and operators run the report; nobody else does."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from litestar.testing import AsyncTestClient
+from pydantic import ValidationError
+
+from socle_devstack.stack import SERVICES
+from socle_tenancy.app import create_app
+from socle_tenancy.domain.isolation import signing
+from tests.isolation.servers import bearer
+from tests.tenancy.conftest import assert_problem
+
+KEY = "test-" + secrets.token_urlsafe(40)
+
+
+@pytest.fixture
+async def reporting(tenancy_settings, database):
+    settings = tenancy_settings(
+        report_signing_key=KEY,
+        isolation_database_urls={s: database.url(s, "app") for s in SERVICES if s != "tenancy"},
+    )
+    async with AsyncTestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.timeout(600)
+async def test_an_auditor_gets_a_signed_report_as_json_or_html(reporting, kc_admin) -> None:
+    auditor = bearer(kc_admin, ("auditor",))
+    response = await reporting.post("/v1/isolation/reports", json={"sample": 2}, headers=auditor)
+    assert response.status_code == 201, response.text
+    report = response.json()
+    assert report["schema_version"] == "1"
+    assert report["verdict"] == "pass", report["violations"]
+    assert len(report["sample"]["tenants"]) == 2
+    assert {s["service"] for s in report["database_probes"]["services"] if s["status"] == "ran"} == set(SERVICES)
+    assert report["api_probes"]["status"] == "not run"  # no service URL configured
+    assert signing.verify(report, signing.SecretStr(KEY))[0] is True
+
+    page = await reporting.post("/v1/isolation/reports", json={"format": "html", "sample": 2}, headers=auditor)
+    assert page.status_code == 201
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Verdict: PASS" in page.text
+
+
+async def test_tenant_roles_may_not_run_it_and_bad_input_is_named(reporting, kc_admin) -> None:
+    agent = bearer(kc_admin, ("commune-admin",), ("commune-30321", "00000000-0000-0000-0000-000000000001"))
+    body = assert_problem(await reporting.post("/v1/isolation/reports", headers=agent), 403, "forbidden")
+    assert "auditor" in body["detail"]
+    operator = bearer(kc_admin, ("operator",))
+    bad = assert_problem(
+        await reporting.post("/v1/isolation/reports", json={"sample": 1}, headers=operator), 422, "validation-error"
+    )
+    assert bad["errors"][0]["field"] == "body.sample"
+
+
+async def test_without_a_signing_key_the_endpoint_says_what_to_set(tenancy_settings, kc_admin) -> None:
+    async with AsyncTestClient(create_app(tenancy_settings())) as client:
+        response = await client.post("/v1/isolation/reports", headers=bearer(kc_admin, ("operator",)))
+    body = assert_problem(response, 503, "service-unavailable")
+    assert "SOCLE_TENANCY_REPORT_SIGNING_KEY" in body["detail"]
+
+
+def test_a_development_or_short_signing_key_is_refused_by_the_settings(tenancy_settings) -> None:
+    with pytest.raises(ValidationError, match="report_signing_key"):
+        tenancy_settings(report_signing_key="dev-only-" + "k" * 40)
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        tenancy_settings(report_signing_key="too-short")

@@ -1,0 +1,125 @@
+"""Two onboarded communes with devices and readings, and the environment of ``socle-tenants offboard``.
+
+Montmirat (30181) is offboarded; Montpezat (30182) keeps its data. No other test uses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from socle_devstack.stack import SERVICES
+from socle_tenancy.app import create_app
+from tests.tenancy.conftest import DEMO_SIREN
+from tests.tenancy.domain.declarations.serving import serve
+
+LEAVING, STAYING = "30181", "30182"
+
+
+def dsn(database, service: str) -> str:
+    return database.url(service, "app").replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _insert(database, tenant_id: str, tag: str) -> None:
+    """Two devices and three readings, written by the app roles in the tenant's context."""
+    tenant = uuid.UUID(tenant_id)
+    devices = [uuid.uuid4(), uuid.uuid4()]
+    for service, rows in (
+        ("ingestion", [(d, f"{tag}-gauge-{i}", f"Gauge {i} {tag}", "flood_gauge") for i, d in enumerate(devices)]),
+        (
+            "timeseries",
+            [
+                (devices[0], "water_level_m", dt.datetime(2026, 11, 1, 12, minute, tzinfo=dt.UTC), 1.5 + minute)
+                for minute in range(3)
+            ],
+        ),
+    ):
+        connection = await asyncpg.connect(dsn(database, service))
+        try:
+            async with connection.transaction():
+                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_id)
+                if service == "ingestion":
+                    await connection.executemany(
+                        "INSERT INTO ingestion.devices (tenant_id, id, external_id, name, kind) "
+                        "VALUES ($1, $2, $3, $4, $5)",
+                        [(tenant, *row) for row in rows],
+                    )
+                else:
+                    await connection.executemany(
+                        "INSERT INTO timeseries.readings (tenant_id, device_id, metric, time, value) "
+                        "VALUES ($1, $2, $3, $4, $5)",
+                        [(tenant, *row) for row in rows],
+                    )
+        finally:
+            await connection.close()
+
+
+async def _count(database, service: str, table: str, tenant_id: str) -> int:
+    connection = await asyncpg.connect(dsn(database, service))
+    try:
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_id)
+            return int(
+                await connection.fetchval(
+                    f"SELECT count(*) FROM {service}.{table} WHERE tenant_id = $1", uuid.UUID(tenant_id)
+                )
+            )
+    finally:
+        await connection.close()
+
+
+def count_rows(database, service: str, table: str, tenant_id: str) -> int:
+    return asyncio.run(_count(database, service, table, tenant_id))
+
+
+@pytest.fixture
+def tenancy_url(tenancy_settings) -> Iterator[str]:
+    with serve(create_app(tenancy_settings())) as url:
+        yield url
+
+
+def _onboard(api: str, operator: dict[str, str], insee: str, name: str) -> dict[str, Any]:
+    response = httpx.post(
+        f"{api}/v1/tenants/{insee}/onboarding",
+        json={"first_admin_email": f"mairie@{name}.test.socle.fr", "email_domains": [f"{name}.test.socle.fr"]},
+        headers=operator,
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json()["tenant"])
+
+
+@pytest.fixture
+def communes(tenancy_url, operator, database) -> dict[str, dict[str, Any]]:
+    """The two communes, onboarded, each with its own devices and readings (added once)."""
+    registered = httpx.post(f"{tenancy_url}/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator, timeout=30)
+    assert registered.status_code in (200, 201), registered.text
+    found = {}
+    for insee, name in ((LEAVING, "montmirat"), (STAYING, "montpezat")):
+        current = httpx.get(f"{tenancy_url}/v1/tenants/{insee}", headers=operator, timeout=30)
+        tenant = current.json()["tenant"] if current.status_code == 200 else None
+        if tenant is None or tenant["status"] == "invited":
+            tenant = _onboard(tenancy_url, operator, insee, name)
+        if tenant["status"] == "active" and count_rows(database, "ingestion", "devices", tenant["id"]) == 0:
+            asyncio.run(_insert(database, tenant["id"], name))
+        found[insee] = tenant
+    return found
+
+
+@pytest.fixture
+def offboard_env(tenancy_url, keycloak, credentials, database) -> dict[str, str]:
+    """What the command reads: the API, the platform client, every service's app-role URL."""
+    env = {
+        "SOCLE_TENANTS_API": tenancy_url,
+        "SOCLE_TENANTS_ISSUER": keycloak.issuer,
+        "SOCLE_TENANTS_CLIENT_SECRET": credentials["platform_client"],
+    }
+    env.update({f"SOCLE_{s.upper()}_DATABASE_URL": database.url(s, "app") for s in SERVICES})
+    return env

@@ -1,0 +1,153 @@
+"""``socle-tenants offboard`` end to end on the real PostgreSQL and Keycloak.
+
+The bundle must hold exactly the tenant's rows (checked against what was inserted and
+against its own checksums), the other commune must keep all of its rows, the offboarded
+tenant must have 0 rows everywhere and no Keycloak organization.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from socle_tenancy.domain.offboarding import bundle
+from tests.tenancy.domain.declarations.serving import socle_tenants
+from tests.tenancy.domain.offboarding.conftest import LEAVING, STAYING, count_rows
+
+DATA_TABLES = (("ingestion", "devices", 2), ("timeseries", "readings", 3), ("tenancy", "quotas", 1))
+
+
+def check_bundle(path: Path, tenant: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's checksums and counts hold, and every row belongs to the tenant."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["tenant"]["id"] == tenant["id"]
+    files = {f["path"]: f for f in manifest["files"]}
+    for entry in manifest["files"]:
+        assert hashlib.sha256((path / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+    sums = (path / "SHA256SUMS").read_text()
+    assert hashlib.sha256(sums.encode()).hexdigest() == manifest["bundle_sha256"]
+    assert len(sums.splitlines()) == len(files)
+
+    devices = json.loads((path / "ingestion" / "devices.json").read_text())
+    assert files["ingestion/devices.json"]["rows"] == len(devices) == 2
+    assert {d["tenant_id"] for d in devices} == {tenant["id"]}
+    with (path / "timeseries" / "readings.csv").open(newline="") as source:
+        readings = list(csv.DictReader(source))
+    assert files["timeseries/readings.csv"]["rows"] == len(readings) == 3
+    assert {r["tenant_id"] for r in readings} == {tenant["id"]}
+    assert sorted(float(r["value"]) for r in readings) == [1.5, 2.5, 3.5]
+    assert {r["device_id"] for r in readings} <= {d["id"] for d in devices}
+    steps = json.loads((path / "tenancy" / "onboarding_steps.json").read_text())
+    assert len(steps) == 5
+    assert {s["tenant_id"] for s in steps} == {tenant["id"]}
+    assert files["tenancy/quotas.json"]["rows"] == 1
+    # Every service's tenant-owned tables were found in the catalogue, not listed by hand.
+    assert {"identity/service_accounts.json", "billing/usage_events.json", "tenancy/quotas.json"} <= set(files)
+    identity = json.loads((path / "keycloak" / "organization.json").read_text())
+    assert identity["organization"]["alias"] == tenant["key"]
+    assert [m["email"] for m in identity["members"]] == [tenant["first_admin_email"]]
+    registry = json.loads((path / "registry" / "tenant.json").read_text())
+    assert registry["tenant"]["id"] == tenant["id"]
+    return manifest
+
+
+def test_a_rehearsal_writes_a_verified_bundle_and_deletes_nothing(communes, offboard_env, tmp_path, database) -> None:
+    staying = communes[STAYING]
+    result = socle_tenants("offboard", STAYING, "--export-dir", str(tmp_path), "--output", "json", env=offboard_env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["confirm"] is False
+    assert "nothing was deleted" in result.stderr
+    assert "exported ingestion.devices: 2 row(s)" in result.stderr
+    manifest = check_bundle(
+        tmp_path / f"commune-{STAYING}", {**staying, "first_admin_email": "mairie@montpezat.test.socle.fr"}
+    )
+    assert manifest["status_at_export"] == "active"
+    assert report["bundle"]["bundle_sha256"] == manifest["bundle_sha256"]
+    for service, table, rows in DATA_TABLES:
+        assert count_rows(database, service, table, staying["id"]) == rows
+
+
+def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
+    communes, offboard_env, tmp_path, database, tenancy_url, operator, kc_admin
+) -> None:
+    leaving, staying = communes[LEAVING], communes[STAYING]
+    tenant_id = leaving["id"]
+    api = f"{tenancy_url}/v1/tenants/{tenant_id}"
+
+    # The state a crash leaves after the export, part-way through deletion: offboarding
+    # started, the bundle written and verified, ingestion's rows already deleted.
+    started = httpx.post(f"{api}/offboarding", json={"reason": "the commune leaves"}, headers=operator, timeout=30)
+    assert started.status_code == 200, started.text
+    assert started.json()["status"] == "offboarding"
+    organization_id = started.json()["keycloak_organization_id"]
+    assert kc_admin.request("GET", f"/organizations/{organization_id}").json()["enabled"] is False
+    registry = httpx.get(api, headers=operator, timeout=30).json()
+    identity = httpx.get(f"{api}/offboarding/identity", headers=operator, timeout=30).json()
+    urls = bundle.database_urls(offboard_env)
+    bundle_dir = tmp_path / f"commune-{LEAVING}"
+    manifest = asyncio.run(bundle.export_bundle(registry["tenant"], registry, identity, urls, bundle_dir, print))
+    asyncio.run(bundle.delete_rows({"ingestion": urls["ingestion"]}, uuid.UUID(tenant_id), manifest, print))
+    assert count_rows(database, "ingestion", "devices", tenant_id) == 0
+
+    # The API refuses to mark the tenant deleted while its rows remain.
+    early = httpx.post(
+        f"{api}/offboarding/completion",
+        json={"reason": "too early", "bundle_sha256": manifest["bundle_sha256"]},
+        headers=operator,
+        timeout=30,
+    )
+    assert early.status_code == 409, early.text
+    assert early.json()["remaining_rows"] == {"tenancy.onboarding_steps": 5, "tenancy.quotas": 1}
+
+    result = socle_tenants(
+        "offboard", LEAVING, "--export-dir", str(tmp_path), "--confirm", "--output", "json", env=offboard_env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "reusing the verified bundle" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["bundle"]["bundle_sha256"] == manifest["bundle_sha256"]
+    assert report["deleted"]["ingestion.devices"] == 0  # deleted before the crash
+    assert report["deleted"]["timeseries.readings"] == 3
+    proof = report["proof"]
+    assert proof["keycloak_organization"] == "absent"
+    assert proof["tenant_status"] == "deleted"
+    assert {t: p["rows"] for t, p in proof["tables"].items() if not p["retained"]} == dict.fromkeys(
+        [t for t, p in proof["tables"].items() if not p["retained"]], 0
+    )
+    assert {"ingestion.devices", "timeseries.readings", "tenancy.quotas", "tenancy.onboarding_steps"} <= set(
+        proof["tables"]
+    )
+    check_bundle(bundle_dir, {**leaving, "first_admin_email": "mairie@montmirat.test.socle.fr"})
+
+    # Nothing of the tenant remains; the other commune keeps everything.
+    for service, table, rows in (*DATA_TABLES, ("tenancy", "onboarding_steps", 5)):
+        assert count_rows(database, service, table, tenant_id) == 0
+        assert count_rows(database, service, table, staying["id"]) == rows
+    found = kc_admin.request("GET", "/organizations", params={"q": f"tenant_id:{tenant_id}"}).json()
+    assert found == []
+    tenant = httpx.get(api, headers=operator, timeout=30).json()["tenant"]
+    assert tenant["status"] == "deleted"
+    assert manifest["bundle_sha256"] in tenant["status_reason"]
+    assert (tmp_path / f"commune-{LEAVING}.proof.json").is_file()
+
+    # Once more: already deleted, the proof still holds.
+    again = socle_tenants("offboard", LEAVING, "--export-dir", str(tmp_path), "--confirm", env=offboard_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "is already deleted" in again.stdout
+    assert "keycloak organization                    absent" in again.stdout
+
+
+def test_without_every_service_database_the_export_refuses_to_start(communes, offboard_env, tmp_path) -> None:
+    env = {k: v for k, v in offboard_env.items() if k != "SOCLE_BILLING_DATABASE_URL"}
+    result = socle_tenants("offboard", STAYING, "--export-dir", str(tmp_path), "--confirm", env=env)
+    assert result.returncode == 2
+    assert "set SOCLE_BILLING_DATABASE_URL" in result.stdout
+    assert not any(tmp_path.iterdir())
