@@ -9,13 +9,14 @@ import uuid
 
 import pytest
 from litestar import get, post
+from litestar.di import Provide
 from litestar.testing import AsyncTestClient
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.app import create_service_app
-from socle_core.errors import Conflict, NotFound
+from socle_core.errors import Conflict, Forbidden, NotFound
 from socle_identity.app import create_app
 from socle_identity.config import IdentitySettings
 from socle_ingestion.config import IngestionSettings
@@ -142,9 +143,17 @@ async def probe_app(clean_socle_env, database, keycloak, owner_engine):
     async def crash() -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
+    async def refuse_after_a_query(db_session: AsyncSession) -> None:
+        await db_session.execute(text("SELECT count(*) FROM ingestion.devices"))  # checks a connection out
+        raise Forbidden("this role may not do this")
+
+    @get("/probe/guarded", dependencies={"guard": Provide(refuse_after_a_query)})
+    async def guarded(db_session: AsyncSession, guard: None) -> None:
+        raise AssertionError("the guard must have refused")
+
     settings = IngestionSettings(**settings_kwargs("ingestion", database, keycloak))
     app = create_service_app(
-        settings, [create_device, list_devices, missing, crash], title="probe", description="probe"
+        settings, [create_device, list_devices, missing, crash, guarded], title="probe", description="probe"
     )
     async with AsyncTestClient(app) as client:
         yield client
@@ -162,6 +171,17 @@ async def test_request_transaction_commits_on_success_and_rolls_back_on_error(
     names = (await probe_app.get("/probe/devices", headers=auth)).json()
     assert "kept" in names
     assert "dropped" not in names
+
+
+async def test_a_dependency_refusing_after_the_session_started_leaves_no_connection_out(
+    probe_app, kc_admin, device_client
+) -> None:
+    """Litestar never finalises the session dependency then; the core's hook must roll back and close it."""
+    client, _ = device_client
+    auth = {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
+    for _ in range(3):
+        assert_problem(await probe_app.get("/probe/guarded", headers=auth), 403, "forbidden")
+    assert probe_app.app.state.db_engine.pool.checkedout() == 0
 
 
 async def test_validation_errors_name_each_field(probe_app, kc_admin, device_client) -> None:

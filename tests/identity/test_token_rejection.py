@@ -28,6 +28,7 @@ from socle_identity.config import IdentitySettings
 from socle_tenancy.app import create_app as create_tenancy
 from socle_tenancy.config import TenancySettings
 from tests.core.test_app import assert_problem
+from tests.core.test_audit import _chain as audit_chain
 from tests.core.test_auth import forging_key  # noqa: F401  (session fixture: a key the realm publishes)
 from tests.support.apps import settings_kwargs
 from tests.support.fixtures import new_tenant
@@ -266,3 +267,31 @@ async def test_platform_callers_are_not_bound_by_the_tenant_guard(identity, kc_a
     assert response.status_code == 200, response.text
     assert response.json()["tenant_id"] is None
     assert attempts == []
+
+
+async def test_refused_attempts_are_in_the_callers_audit_chain(identity, kc_admin, database) -> None:
+    """Each refusal (path, header, body) is appended to the caller's tenant chain, kept though the request failed."""
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+    admin_a = admin_of(kc_admin, tenant_a)
+    of_b = await identity.post(
+        "/v1/service-accounts", json={"name": "b", "access": "write"}, headers=admin_of(kc_admin, tenant_b)
+    )
+    assert_problem(await identity.get(f"/v1/service-accounts/{of_b.json()['id']}", headers=admin_a), 404, "not-found")
+    assert_problem(
+        await identity.get("/v1/me", headers={**admin_a, "X-Socle-Tenant": tenant_b.alias}), 404, "not-found"
+    )
+    assert_problem(
+        await identity.post(
+            "/v1/service-accounts",
+            json={"name": "x", "access": "write", "tenant_id": str(tenant_b.id)},
+            headers=admin_a,
+        ),
+        404,
+        "not-found",
+    )
+    entries = [e for e in await audit_chain(database, tenant_a.id) if e["action"] == "cross_tenant.refused"]
+    assert [(e["target"], e["outcome"], json.loads(e["details"])["where"]) for e in entries] == [
+        (tenant_b.alias, "refused", "header"),
+        (str(tenant_b.id), "refused", "body.tenant_id"),
+    ]
+    assert not [e for e in await audit_chain(database, tenant_b.id) if e["action"] == "cross_tenant.refused"]

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
+import structlog
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -19,15 +21,24 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.types import ControllerRouterHandler
+from litestar.types import ControllerRouterHandler, Scope
 
-from socle_core.auth import PUBLIC_PATHS, TokenVerifier, authentication_middleware, tenant_guard_middleware
-from socle_core.db import create_engine, create_session_maker, provide_db_session
+from socle_core.audit import record_detached
+from socle_core.auth import (
+    PUBLIC_PATHS,
+    CrossTenantRefused,
+    TokenVerifier,
+    authentication_middleware,
+    tenant_guard_middleware,
+)
+from socle_core.db import close_abandoned_sessions, create_engine, create_session_maker, provide_db_session
 from socle_core.errors import exception_handlers
 from socle_core.health import DEFAULT_CHECKS, ReadinessCheck, live, ready
 from socle_core.logging import configure_logging
 from socle_core.observability import correlation_middleware
 from socle_core.settings import ServiceSettings
+
+log = structlog.get_logger("socle.app")
 
 Lifespan = Callable[[Litestar], Any]
 
@@ -65,6 +76,11 @@ def create_service_app(
             tenant_guard_middleware(),
         ],
         exception_handlers=exception_handlers,
+        after_exception=[
+            close_abandoned_sessions,
+            audit_cross_tenant_attempt,
+            *litestar_kwargs.pop("after_exception", []),
+        ],
         openapi_config=_openapi(settings, title, description),
         cors_config=CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None,
         logging_config=None,
@@ -115,3 +131,30 @@ def _openapi(settings: ServiceSettings, title: str, description: str) -> OpenAPI
         ),
         security=[{"bearer": []}],
     )
+
+
+async def audit_cross_tenant_attempt(exc: BaseException, scope: Scope) -> None:
+    """``after_exception`` hook: a refused cross-tenant attempt goes to the caller's audit chain.
+
+    Written in a transaction of its own (the request's is rolled back) before the 404 is
+    sent; if the audit log cannot be written the refusal still stands and the failure is
+    logged, since the attempt was refused either way.
+    """
+    if not isinstance(exc, CrossTenantRefused):
+        return
+    attempt = exc.attempt
+    engine = getattr(scope["litestar_app"].state, "db_engine", None)
+    if engine is None:
+        return
+    try:
+        await record_detached(
+            engine,
+            UUID(attempt.tenant_id) if attempt.tenant_id else None,
+            actor=attempt.subject or attempt.client_id or "unknown",
+            action="cross_tenant.refused",
+            target=attempt.named,
+            outcome="refused",
+            details={"where": attempt.where, "path": attempt.path, "client_id": attempt.client_id},
+        )
+    except Exception:  # the 404 must go out whatever happens to the audit write
+        log.exception("audit_write_failed", action="cross_tenant.refused", path=attempt.path)

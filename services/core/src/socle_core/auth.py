@@ -287,20 +287,27 @@ def on_cross_tenant_attempt(attempt: CrossTenantAttempt) -> None:
     log.warning("cross_tenant_attempt", **asdict(attempt))
 
 
+class CrossTenantRefused(NotFound):
+    """The 404 of a cross-tenant attempt; the app's handler also writes it to the audit log."""
+
+    def __init__(self, attempt: CrossTenantAttempt) -> None:
+        super().__init__("no such tenant")
+        self.attempt = attempt
+
+
 def refuse_cross_tenant(principal: Principal, named: str, *, where: str, path: str = "") -> NoReturn:
     """Report the attempt, then answer as if the other tenant did not exist (404 before 403)."""
-    on_cross_tenant_attempt(
-        CrossTenantAttempt(
-            subject=principal.subject,
-            client_id=principal.client_id,
-            tenant_id=str(principal.tenant) if principal.tenant else None,
-            organization=principal.organization,
-            named=named[:200],
-            where=where,
-            path=path,
-        )
+    attempt = CrossTenantAttempt(
+        subject=principal.subject,
+        client_id=principal.client_id,
+        tenant_id=str(principal.tenant) if principal.tenant else None,
+        organization=principal.organization,
+        named=named[:200],
+        where=where,
+        path=path,
     )
-    raise NotFound("no such tenant")
+    on_cross_tenant_attempt(attempt)
+    raise CrossTenantRefused(attempt)
 
 
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:

@@ -18,6 +18,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.types import Scope
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -100,6 +101,8 @@ async def provide_db_session(state: State, request: Request[Any, Any, Any]) -> A
     tenant = getattr(principal, "tenant", None)
     async with maker() as session:
         bind_tenant(session, tenant)
+        open_sessions: list[AsyncSession] = request.scope.setdefault("state", {}).setdefault(_OPEN_SESSIONS, [])
+        open_sessions.append(session)
         try:
             yield session
         except BaseException:
@@ -107,3 +110,23 @@ async def provide_db_session(state: State, request: Request[Any, Any, Any]) -> A
             raise
         else:
             await session.commit()
+        finally:
+            if session in open_sessions:
+                open_sessions.remove(session)
+
+
+_OPEN_SESSIONS = "socle.open_db_sessions"
+
+
+async def close_abandoned_sessions(exc: BaseException, scope: Scope) -> None:
+    """``after_exception`` hook: roll back and close sessions whose dependency was never finalised.
+
+    Litestar resolves dependencies in batches and only finalises generator dependencies
+    once all of them were resolved: when a later dependency raises, the request's session
+    would stay open, its connection checked out in a transaction, until garbage collection.
+    """
+    open_sessions: list[AsyncSession] = scope.get("state", {}).get(_OPEN_SESSIONS, [])
+    while open_sessions:
+        session = open_sessions.pop()
+        await session.rollback()
+        await session.close()

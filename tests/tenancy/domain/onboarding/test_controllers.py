@@ -36,6 +36,7 @@ def assert_onboarded_in_keycloak(kc_admin, tenant: dict[str, Any], email: str, r
     assert organization["alias"] == tenant["key"]
     assert organization["id"] == tenant["keycloak_organization_id"]
     assert organization["attributes"]["tenant_id"] == [tenant["id"]]
+    assert organization["attributes"]["siren"] == [tenant["siren"]]  # ProConnect agents are placed by it
     assert organization["enabled"] is True
     assert {d["name"] for d in organization["domains"]} == set(tenant["email_domains"])
     users = users_with_email(kc_admin, email)

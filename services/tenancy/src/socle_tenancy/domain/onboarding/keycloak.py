@@ -103,12 +103,24 @@ class KeycloakAdmin:
         return dict((await self._request("GET", f"/organizations/{quote(organization_id)}")).json())
 
     async def ensure_organization(
-        self, *, tenant_id: str, alias: str, name: str, domains: list[str], description: str
+        self, *, tenant_id: str, alias: str, name: str, domains: list[str], description: str, siren: str | None = None
     ) -> dict[str, Any]:
-        """Create the tenant's organization, or return the one a previous attempt created."""
+        """Create the tenant's organization, or return the one a previous attempt created.
+
+        ``siren`` is kept as an attribute: the identity service places agents brokered from
+        ProConnect in the organization whose SIREN starts their SIRET. An organization
+        created before that attribute existed gets it added here.
+        """
+        attributes = {"tenant_id": [tenant_id], **({"siren": [siren]} if siren else {})}
         existing = await self.find_organization(tenant_id)
         if existing is not None:
-            return await self.get_organization(str(existing["id"]))
+            representation = await self.get_organization(str(existing["id"]))
+            current = representation.get("attributes") or {}
+            if any(current.get(key) != value for key, value in attributes.items()):
+                representation["attributes"] = {**current, **attributes}
+                await self._request("PUT", f"/organizations/{quote(str(existing['id']))}", json=representation)
+                representation = await self.get_organization(str(existing["id"]))
+            return representation
         response = await self._request(
             "POST",
             "/organizations",
@@ -117,7 +129,7 @@ class KeycloakAdmin:
                 "alias": alias,
                 "enabled": True,
                 "description": description,
-                "attributes": {"tenant_id": [tenant_id]},
+                "attributes": attributes,
                 "domains": [{"name": d, "verified": False} for d in domains],
             },
         )

@@ -317,6 +317,7 @@ class OnboardingWorkflow:
             name=f"{tenant.name} ({code})",
             domains=list(tenant.email_domains),
             description=f"Socle tenant {tenant.key} ({label} {code})",
+            siren=tenant.siren,
         )
         if organization.get("alias") != tenant.key:
             raise Conflict(
