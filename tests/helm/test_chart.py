@@ -336,6 +336,10 @@ def test_migration_jobs_are_pre_install_and_pre_upgrade_hooks(
         account = hook_accounts[spec["serviceAccountName"]]
         assert account["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
         assert int(account["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+    # The other services' policies call functions of tenancy's schema: its Job runs first.
+    weights = {service_of(job): int(job["metadata"]["annotations"]["helm.sh/hook-weight"]) for job in jobs}
+    if "tenancy" in weights:
+        assert all(weights["tenancy"] < weight for service, weight in weights.items() if service != "tenancy")
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)

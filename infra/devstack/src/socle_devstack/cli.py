@@ -101,7 +101,7 @@ def up() -> int:
         for service in SERVICES:
             process = ServiceProcess(service, ports[service], state / "logs" / f"{service}.log")
             process.start(
-                service_env(service, database, issuer, extra=_extra_env(service, ports, keycloak.url, credentials))
+                service_env(service, database, issuer, extra=_extra_env(service, ports, database, credentials))
             )
             services.append(process)
             assert process.process is not None
@@ -140,9 +140,19 @@ def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
-def _extra_env(service: str, ports: dict[str, int], keycloak_url: str, credentials: Credentials) -> dict[str, str]:
-    if service in ("tenancy", "identity"):
-        return {f"SOCLE_{service.upper()}_KEYCLOAK_CLIENT_SECRET": credentials["platform_client"]}
+def _extra_env(service: str, ports: dict[str, int], database: Database, credentials: Credentials) -> dict[str, str]:
+    if service == "tenancy":
+        # Everything the isolation evidence report needs to probe every service on demand.
+        return {
+            "SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET": credentials["platform_client"],
+            "SOCLE_TENANCY_REPORT_SIGNING_KEY": credentials["report_signing_key"],
+            "SOCLE_TENANCY_ISOLATION_DATABASE_URLS": json.dumps({s: database.url(s, "app") for s in SERVICES}),
+            "SOCLE_TENANCY_ISOLATION_SERVICE_URLS": json.dumps(
+                {s: f"http://127.0.0.1:{p}" for s, p in ports.items() if s != "console"}
+            ),
+        }
+    if service == "identity":
+        return {"SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET": credentials["platform_client"]}
     if service == "console":
         return {
             "SOCLE_CONSOLE_SERVICE_URLS": json.dumps(

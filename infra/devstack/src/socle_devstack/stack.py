@@ -48,9 +48,12 @@ class Credentials:
     @classmethod
     def load_or_create(cls, path: Path | None, prefix: str = "dev-only-") -> Credentials:
         """Random secrets; marked development-only unless a throw-away test stack asks otherwise."""
-        if path is not None and path.exists():
-            return cls(json.loads(path.read_text()))
-        creds = cls({name: f"{prefix}{secrets.token_urlsafe(12)}" for name in cls.names()})
+        known: dict[str, str] = json.loads(path.read_text()) if path is not None and path.exists() else {}
+        missing = [name for name in cls.names() if name not in known]
+        if not missing:
+            return cls(known)
+        # A stack created by an older version keeps its secrets and gains the new ones.
+        creds = cls({**{name: cls._generate(name, prefix) for name in missing}, **known})
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(creds.passwords, indent=2))
@@ -60,7 +63,11 @@ class Credentials:
     @staticmethod
     def names() -> list[str]:
         roles = [f"{s}_{kind}" for s in SERVICES for kind in ("owner", "app")]
-        return [*roles, "console_client", "platform_client", "keycloak_admin"]
+        return [*roles, "console_client", "platform_client", "keycloak_admin", "report_signing_key"]
+
+    @staticmethod
+    def _generate(name: str, prefix: str) -> str:
+        return f"{prefix}{secrets.token_urlsafe(36 if name.endswith('_key') else 12)}"
 
     def __getitem__(self, name: str) -> str:
         return self.passwords[name]

@@ -8,9 +8,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 from pydantic import ValidationError
 
+from socle_core.audit import PLATFORM_TENANT
 from socle_devstack.stack import SERVICES
 from socle_tenancy.app import create_app
 from socle_tenancy.domain.isolation import signing
+from tests.core.test_audit import _chain as audit_chain
 from tests.isolation.servers import bearer
 from tests.tenancy.conftest import assert_problem
 
@@ -28,7 +30,7 @@ async def reporting(tenancy_settings, database):
 
 
 @pytest.mark.timeout(600)
-async def test_an_auditor_gets_a_signed_report_as_json_or_html(reporting, kc_admin) -> None:
+async def test_an_auditor_gets_a_signed_report_as_json_or_html(reporting, kc_admin, database) -> None:
     auditor = bearer(kc_admin, ("auditor",))
     response = await reporting.post("/v1/isolation/reports", json={"sample": 2}, headers=auditor)
     assert response.status_code == 201, response.text
@@ -39,6 +41,10 @@ async def test_an_auditor_gets_a_signed_report_as_json_or_html(reporting, kc_adm
     assert {s["service"] for s in report["database_probes"]["services"] if s["status"] == "ran"} == set(SERVICES)
     assert report["api_probes"]["status"] == "not run"  # no service URL configured
     assert signing.verify(report, signing.SecretStr(KEY))[0] is True
+    platform_chain = await audit_chain(database, PLATFORM_TENANT)
+    assert [(e["action"], e["target"]) for e in platform_chain if e["target"] == report["report_id"]] == [
+        ("auditor.isolation_report", report["report_id"])
+    ]
 
     page = await reporting.post("/v1/isolation/reports", json={"format": "html", "sample": 2}, headers=auditor)
     assert page.status_code == 201

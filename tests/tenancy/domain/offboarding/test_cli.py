@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from socle_tenancy.domain.offboarding import bundle
+from tests.core.test_audit import _chain as audit_chain
 from tests.tenancy.domain.declarations.serving import socle_tenants
 from tests.tenancy.domain.offboarding.conftest import LEAVING, STAYING, count_rows
 
@@ -137,6 +138,11 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     assert tenant["status"] == "deleted"
     assert manifest["bundle_sha256"] in tenant["status_reason"]
     assert (tmp_path / f"commune-{LEAVING}.proof.json").is_file()
+    # The tenant's audit chain is kept (legal retention) and tells the offboarding's story.
+    actions = [e["action"] for e in asyncio.run(audit_chain(database, uuid.UUID(tenant_id)))]
+    offboarding = [a for a in actions if a.startswith("offboarding.")]
+    assert offboarding[0] == "offboarding.started"
+    assert {"offboarding.identity_exported", "offboarding.completed"} <= set(offboarding)
 
     # Once more: already deleted, the proof still holds.
     again = socle_tenants("offboard", LEAVING, "--export-dir", str(tmp_path), "--confirm", env=offboard_env)

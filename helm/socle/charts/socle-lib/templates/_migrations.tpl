@@ -3,7 +3,9 @@ Migration Job of a service with a database: `python -m socle_<service>.db.migrat
 schema owner, run by Helm before the release's resources are installed or upgraded, so
 that new pods only start on the schema they expect. Its ServiceAccount is a hook too: on
 first install the release's own ServiceAccount does not exist yet when pre-install hooks
-run. Takes the dict (root, service).
+run. Helm runs hook Jobs one after another by weight, waiting for each: tenancy's comes
+first, since the others' row-level security policies call functions of its schema. Takes
+the dict (root, service).
 */}}
 {{- define "socle-lib.migrations" -}}
 {{- $root := .root }}
@@ -33,7 +35,8 @@ metadata:
     app.kubernetes.io/component: migrations
   annotations:
     helm.sh/hook: pre-install,pre-upgrade
-    helm.sh/hook-weight: "0"
+    {{- /* tenancy's schema holds the audit log and the grants other services' policies call: first */}}
+    helm.sh/hook-weight: {{ ternary "-1" "0" (eq .service "tenancy") | quote }}
     helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 spec:
   backoffLimit: {{ $root.Values.migrations.backoffLimit }}

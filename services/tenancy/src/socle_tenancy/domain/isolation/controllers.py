@@ -8,6 +8,7 @@ from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_201_CREATED
 
+from socle_core.audit import record_detached
 from socle_core.auth import Principal
 from socle_core.errors import ServiceUnavailable
 from socle_tenancy.config import TenancySettings
@@ -35,6 +36,15 @@ class IsolationReportController(Controller):
             report = await run_report(ReportConfig.from_settings(settings, sample_size=options.sample))
         except signing.SigningKeyError as exc:
             raise ServiceUnavailable(str(exc)) from exc
+        await record_detached(  # an auditor action, kept in the platform chain
+            state.db_engine,
+            None,
+            actor=request.user.subject,
+            action="auditor.isolation_report",
+            target=str(report["report_id"]),
+            outcome="success",
+            details={"verdict": report["verdict"], "sample": options.sample, "format": options.format},
+        )
         if options.format == "html":
             return Response(render(report), status_code=HTTP_201_CREATED, media_type="text/html")
         return Response(report, status_code=HTTP_201_CREATED)

@@ -8,6 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socle_core.audit import record
 from socle_core.auth import Principal
 from socle_tenancy.db.models import Tenant
 from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
@@ -43,6 +44,14 @@ class OffboardingController(Controller):
         """The tenant starts leaving: status offboarding, its Keycloak organization disabled."""
         tenant = await _administered(ref, request.user, db_session)
         await services.start(db_session, keycloak, tenant, data.reason)
+        await record(
+            db_session,
+            tenant.id,
+            actor=request.user.subject,
+            action="offboarding.started",
+            target=tenant.key,
+            details={"reason": data.reason},
+        )
         return TenantOut.of(tenant)
 
     @get("/identity")
@@ -51,7 +60,16 @@ class OffboardingController(Controller):
     ) -> IdentityExportOut:
         """The tenant's Keycloak organization with its domains and members, for the export bundle."""
         tenant = await _administered(ref, request.user, db_session)
-        return IdentityExportOut.model_validate(await services.identity_export(keycloak, tenant))
+        exported = IdentityExportOut.model_validate(await services.identity_export(keycloak, tenant))
+        await record(
+            db_session,
+            tenant.id,
+            actor=request.user.subject,
+            action="offboarding.identity_exported",
+            target=tenant.key,
+            details={"members": len(exported.members)},
+        )
+        return exported
 
     @post("/completion", status_code=HTTP_200_OK)
     async def complete(
@@ -67,6 +85,14 @@ class OffboardingController(Controller):
         tenant = await _administered(ref, request.user, db_session)
         deleted, remaining = await services.complete(
             db_session, workflow.session_maker, keycloak, tenant, data.reason, data.bundle_sha256
+        )
+        await record(
+            db_session,
+            tenant.id,
+            actor=request.user.subject,
+            action="offboarding.completed",
+            target=tenant.key,
+            details={"bundle_sha256": data.bundle_sha256, "keycloak_organization_deleted": deleted},
         )
         return CompletionOut(
             tenant=TenantOut.of(tenant), keycloak_organization_deleted=deleted, remaining_rows=remaining
