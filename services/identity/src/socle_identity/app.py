@@ -8,6 +8,7 @@ from litestar.di import Provide
 from socle_core.app import create_service_app
 from socle_identity.config import IdentitySettings
 from socle_identity.deps import keycloak_lifespan, provide_keycloak
+from socle_identity.domain.audit_feed.controllers import AuditFeedController, audit_feed_lifespan
 from socle_identity.domain.me.controllers import MeController
 from socle_identity.domain.placement.controllers import PlacementController, placement_lifespan
 from socle_identity.domain.service_accounts.controllers import ServiceAccountController
@@ -17,9 +18,10 @@ def create_app(settings: IdentitySettings | None = None) -> Litestar:
     settings = settings or IdentitySettings()  # type: ignore[call-arg]
     return create_service_app(
         settings,
-        route_handlers=[MeController, ServiceAccountController, PlacementController],
+        route_handlers=[MeController, ServiceAccountController, PlacementController, AuditFeedController],
         title="Socle identity",
-        description="Keycloak organizations per tenant, roles, service accounts, login and ProConnect placement.",
-        lifespan=[keycloak_lifespan(settings), placement_lifespan(settings)],
+        description="Keycloak organizations per tenant, roles, service accounts, login, ProConnect placement "
+        "and the audit feed of Keycloak's events.",
+        lifespan=[keycloak_lifespan(settings), placement_lifespan(settings), audit_feed_lifespan(settings)],
         dependencies={"keycloak": Provide(provide_keycloak, sync_to_thread=False)},
     )

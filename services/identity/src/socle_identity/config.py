@@ -51,6 +51,32 @@ class IdentitySettings(ServiceSettings):
         le=7_776_000,
         description="How far back the first placement run after start reads Keycloak's login events.",
     )
+    audit_feed_interval_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="How often Keycloak's login, token and admin events are imported into the audit log; "
+        "0 turns the background task off (POST /v1/audit-feed/sync still works).",
+    )
+    audit_feed_overlap_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        le=3600,
+        description="Each import reads again this far before the newest event already imported, so an event "
+        "Keycloak stored late is not missed (already imported ones are skipped by id).",
+    )
+    audit_feed_lookback_seconds: int = Field(
+        default=7_776_000,
+        ge=60,
+        le=31_536_000,
+        description="How far back the very first import reads (default: Keycloak's 90-day event retention).",
+    )
+    audit_feed_page_size: int = Field(
+        default=200,
+        ge=10,
+        le=1000,
+        description="Events read from Keycloak per page; each page is imported in one database transaction.",
+    )
 
     @model_validator(mode="after")
     def _admin_api_settings(self) -> Self:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from uuid import UUID
 
-from sqlalchemy import DateTime, Text, func
+from sqlalchemy import BigInteger, DateTime, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from socle_core.migrations import service_metadata
@@ -29,3 +29,23 @@ class ServiceAccount(Base):
     access: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class KeycloakEventCursor(Base):
+    """Per Keycloak event stream, the time of the newest event the audit feed imported."""
+
+    __tablename__ = "keycloak_event_cursor"
+
+    stream: Mapped[str] = mapped_column(Text, primary_key=True)
+    imported_until_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class KeycloakImportedEvent(Base):
+    """An event already in the audit log, remembered while a run may read it again."""
+
+    __tablename__ = "keycloak_imported_events"
+
+    stream: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_time_ms: Mapped[int] = mapped_column(BigInteger)

@@ -3,6 +3,8 @@
 The row is flushed first (so database refusals come before any Keycloak change), then the
 Keycloak client is created with the row's id as its internal id; the request transaction
 commits afterwards. Rows are filtered by tenant here and by row-level security underneath.
+Creation, rotation and revocation are recorded in the tenant's audit chain in that same
+transaction (actor: the admin's subject), so the entry and the identity change commit together.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socle_core.audit import record
 from socle_core.errors import Conflict, NotFound, ServiceUnavailable
 from socle_identity.db.models import ServiceAccount
 from socle_identity.deps import IdentityProviderRefused, TenantAdmin
@@ -91,6 +94,7 @@ class ServiceAccountService:
                 description=name,
             )
         await self.session.refresh(account)
+        await self._audit("service_account.created", account)
         log.info(
             "service_account_created",
             service_account_id=str(account_id),
@@ -106,6 +110,7 @@ class ServiceAccountService:
             raise Conflict("this service account is revoked; create a new one", service_account_id=str(account_id))
         with keycloak_problems():
             issued = await self.clients.rotate_secret(account_id)
+        await self._audit("service_account.rotated", account)
         log.info("service_account_rotated", service_account_id=str(account_id), by=self.admin.subject)
         return account, issued
 
@@ -117,4 +122,16 @@ class ServiceAccountService:
             await self.clients.delete(account_id)
         account.revoked_at = dt.datetime.now(dt.UTC)
         await self.session.flush()
+        await self._audit("service_account.revoked", account)
         log.info("service_account_revoked", service_account_id=str(account_id), by=self.admin.subject)
+
+    async def _audit(self, action: str, account: ServiceAccount) -> None:
+        """The change in the tenant's chain, in the request's transaction (commits or rolls back with it)."""
+        await record(
+            self.session,
+            self.admin.tenant,
+            actor=self.admin.subject,
+            action=action,
+            target=f"service_account:{account.id}",
+            details={"client_id": account.client_id, "name": account.name, "access": account.access},
+        )

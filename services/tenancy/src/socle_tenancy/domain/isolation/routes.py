@@ -115,6 +115,7 @@ ROUTES: tuple[RouteRule, ...] = (
         why="revoke another commune's account",
     ),
     RouteRule("identity", "POST", "/v1/placements/sync", "platform", why="operator or the platform client"),
+    RouteRule("identity", "POST", "/v1/audit-feed/sync", "platform", why="operator or the platform client"),
     # console
     RouteRule("console", "GET", "/", "public", why="landing page, no data"),
     RouteRule("console", "GET", "/auth/login", "public", why="starts the login"),
