@@ -111,6 +111,34 @@ def enable_tenant_isolation(table: str, schema: str, *, shared_via: str | None =
         )
 
 
+def shared_via_grant(dataset: str, resource_column: str) -> str:
+    """The ``shared_via`` condition of a dataset shared by data-sharing grants (ADR 0007).
+
+    ``tenancy.shared_with_current_tenant`` (tenancy's migrations, which run first) tells
+    whether a live grant of the row's tenant lets the current tenant read it; every
+    service's roles may call it as members of ``socle_grant_reader``.
+    """
+    if not dataset.isidentifier() or not resource_column.isidentifier():
+        raise ValueError(f"not a dataset or column name: {dataset!r}, {resource_column!r}")
+    return f"tenancy.shared_with_current_tenant(tenant_id, '{dataset}', {resource_column})"
+
+
+def add_shared_read_policy(table: str, schema: str, *, dataset: str, resource_column: str) -> None:
+    """Make rows of an existing tenant-owned table readable (never writable) through grants.
+
+    A separate permissive ``FOR SELECT`` policy, OR-ed by PostgreSQL with the strict tenant
+    policy: UPDATE and DELETE still need the row's own tenant.
+    """
+    op.execute(
+        f'CREATE POLICY {TENANT_POLICY}_shared_read ON "{schema}"."{table}" FOR SELECT '
+        f"USING ({shared_via_grant(dataset, resource_column)})"
+    )
+
+
+def drop_shared_read_policy(table: str, schema: str) -> None:
+    op.execute(f'DROP POLICY {TENANT_POLICY}_shared_read ON "{schema}"."{table}"')
+
+
 def tenant_owned_table(name: str, schema: str, *columns: Any, shared_via: str | None = None) -> sa.Table:
     """Create a table owned by a tenant: a ``tenant_id`` column, its index, RLS and policy."""
     table = op.create_table(

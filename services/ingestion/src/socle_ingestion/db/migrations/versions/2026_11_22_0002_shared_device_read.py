@@ -12,9 +12,7 @@ Create Date: 2026-11-22
 
 from collections.abc import Sequence
 
-from alembic import op
-
-from socle_core.migrations import TENANT_POLICY
+from socle_core.migrations import add_shared_read_policy, drop_shared_read_policy
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -23,11 +21,8 @@ depends_on: Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute(
-        f"CREATE POLICY {TENANT_POLICY}_shared_read ON ingestion.devices FOR SELECT "
-        "USING (tenancy.shared_with_current_tenant(tenant_id, 'devices', id))"
-    )
+    add_shared_read_policy("devices", "ingestion", dataset="devices", resource_column="id")
 
 
 def downgrade() -> None:
-    op.execute(f"DROP POLICY {TENANT_POLICY}_shared_read ON ingestion.devices")
+    drop_shared_read_policy("devices", "ingestion")

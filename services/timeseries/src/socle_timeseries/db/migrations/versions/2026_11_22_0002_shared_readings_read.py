@@ -13,9 +13,7 @@ Create Date: 2026-11-22
 
 from collections.abc import Sequence
 
-from alembic import op
-
-from socle_core.migrations import TENANT_POLICY
+from socle_core.migrations import add_shared_read_policy, drop_shared_read_policy
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -24,11 +22,8 @@ depends_on: Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.execute(
-        f"CREATE POLICY {TENANT_POLICY}_shared_read ON timeseries.readings FOR SELECT "
-        "USING (tenancy.shared_with_current_tenant(tenant_id, 'readings', device_id))"
-    )
+    add_shared_read_policy("readings", "timeseries", dataset="readings", resource_column="device_id")
 
 
 def downgrade() -> None:
-    op.execute(f"DROP POLICY {TENANT_POLICY}_shared_read ON timeseries.readings")
+    drop_shared_read_policy("readings", "timeseries")
