@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
@@ -173,8 +174,13 @@ class Login:
     upstream_request: dict[str, list[str]]
 
 
-def broker_login(keycloak, client_id: str, agent: Agent) -> Login:
+def broker_login(
+    keycloak, client_id: str, agent: Agent, tamper: Callable[[dict[str, list[str]]], None] | None = None
+) -> Login:
     """Start at the socle realm with ``kc_idp_hint=proconnect`` and follow redirects and forms to the callback.
+
+    ``tamper`` may change the query of the broker's request to the upstream provider on its way,
+    as an attacker or a faulty provider would.
 
     Cookies are kept per path by hand: both realms live on one host, and Keycloak's cookies are
     ``Secure`` (which httpx's jar does not send over plain http).
@@ -219,6 +225,9 @@ def broker_login(keycloak, client_id: str, agent: Agent) -> Login:
                     return Login(location, "", verifier, seen_upstream)
                 if location.startswith(upstream_auth):
                     seen_upstream = parse_qs(urlsplit(location).query)
+                    if tamper is not None:
+                        tamper(seen_upstream)
+                        location = f"{upstream_auth}?{urlencode(seen_upstream, doseq=True)}"
                 response = send("GET", location)
                 continue
             form = _FORM.search(response.text)
@@ -293,7 +302,7 @@ def operator(kc_admin) -> dict[str, str]:
 def test_the_realm_declares_proconnect_disabled_until_configured(proconnect, kc_admin) -> None:
     imported = proconnect
     assert imported["enabled"] is False
-    assert imported["providerId"] == "oidc"
+    assert imported["providerId"] == "proconnect-oidc"  # Socle's provider: the OIDC broker with a long nonce
     config = imported["config"]
     assert config["clientId"] == "not-configured"
     assert config["defaultScope"] == "openid email given_name usual_name siret uid"
@@ -434,12 +443,45 @@ async def test_placement_is_for_operators_only(identity, kc_admin) -> None:
     assert_problem(await identity.post("/v1/placements/sync"), 401, "unauthenticated")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Keycloak 26.4 sends a 22-character broker nonce (16 random bytes); ProConnect asks for 32 "
-    "(docs/operations/proconnect.md)",
-)
-def test_the_broker_nonce_is_at_least_32_characters(proconnect, relying_party, keycloak) -> None:
-    agent = upstream_agent(keycloak, "299999999" + "00011")
-    login = broker_login(keycloak, relying_party[0], agent)
-    assert len(login.upstream_request["nonce"][0]) >= 32
+def test_the_broker_sends_proconnect_a_nonce_of_at_least_32_characters(
+    proconnect, relying_party, keycloak, kc_admin
+) -> None:
+    """ProConnect asks for 32+ characters; Socle's ``proconnect-oidc`` provider sends 32 random bytes.
+
+    The login completing proves Keycloak checked the ID token's nonce against the one this
+    provider stored: the upstream realm echoes the nonce it was sent, and a mismatch would end
+    the login on an error page.
+    """
+    agents = [upstream_agent(keycloak, "299999999" + "00011") for _ in range(2)]
+    logins = [broker_login(keycloak, relying_party[0], agent) for agent in agents]
+    nonces = [login.upstream_request["nonce"] for login in logins]
+
+    assert all(len(nonce) == 1 for nonce in nonces), nonces  # one nonce, replaced rather than added
+    assert [len(nonce[0]) for nonce in nonces] == [43, 43]  # 32 bytes, base64url without padding
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", nonce[0]) for nonce in nonces)
+    assert nonces[0] != nonces[1]  # fresh for every login
+    assert len(logins[0].upstream_request["state"][0]) >= 32
+
+    first = code_tokens(keycloak, relying_party, logins[0])
+    assert claims(first["access_token"])["email"] == agents[0].email
+    user = socle_user(kc_admin, agents[0])
+    links = kc_admin.request("GET", f"/users/{user['id']}/federated-identity").json()
+    assert [link["identityProvider"] for link in links] == ["proconnect"]
+
+
+def test_an_id_token_with_another_nonce_is_refused(proconnect, relying_party, keycloak, kc_admin) -> None:
+    """The broker still checks the nonce: an upstream ID token carrying a different one ends the login."""
+    agent = upstream_agent(keycloak, "299999999" + "00029")
+    sent: list[str] = []
+
+    def replace_nonce(query: dict[str, list[str]]) -> None:
+        sent.extend(query["nonce"])
+        query["nonce"] = [secrets.token_urlsafe(32)]
+
+    login = broker_login(keycloak, relying_party[0], agent, tamper=replace_nonce)
+
+    assert len(sent) == 1
+    assert len(sent[0]) == 43
+    assert login.redirect is None, login.redirect
+    assert json.loads(login.page) == {"error": "invalid_token", "error_description": "invalid nonce"}
+    assert kc_admin.request("GET", "/users", params={"email": agent.email, "exact": "true"}).json() == []

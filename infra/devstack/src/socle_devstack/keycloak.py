@@ -4,14 +4,20 @@ The distribution (``org.keycloak:keycloak-quarkus-dist``, pinned) is fetched onc
 ``mvn dependency:copy`` into a cache and unpacked; each running instance gets its own copy
 of it (Keycloak writes its build and its dev database inside its home), so ``make up`` and
 a test run can coexist. The realm is imported at start from ``infra/keycloak/``.
+
+Socle's own Keycloak providers (``infra/keycloak/providers/<name>/``, Maven projects) are built
+with ``mvn -B -q package`` into a cache keyed by a hash of their sources, so a start rebuilds
+them only after a change, and copied into each instance's ``providers/`` before it starts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +28,8 @@ from socle_devstack.processes import http_ok, spawn, stop_group, wait_for
 KEYCLOAK_VERSION = "26.4.7"
 REALM = "socle"
 ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:tar.gz"
+PROVIDERS_ROOT = Path(__file__).resolve().parents[4] / "infra" / "keycloak" / "providers"
+PROVIDER_JAR_PREFIX = "socle-"
 
 
 def cache_dir() -> Path:
@@ -52,6 +60,75 @@ def ensure_distribution() -> Path:
     return home
 
 
+def provider_projects() -> list[Path]:
+    """Socle's Keycloak providers: every Maven project under ``infra/keycloak/providers/``."""
+    return sorted(pom.parent for pom in PROVIDERS_ROOT.glob("*/pom.xml"))
+
+
+def provider_sources_hash(project: Path) -> str:
+    """A digest of everything a provider's build reads: file names and contents, ``target/`` aside."""
+    digest = hashlib.sha256()
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project)
+        if path.is_file() and relative.parts[0] != "target":
+            digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def ensure_provider_jar(project: Path) -> Path:
+    """The provider's jar, built by Maven when its sources changed since the last build.
+
+    The build runs on a copy of the project under the cache, so the repository gets no
+    ``target/`` and two stacks starting at once cannot trip on each other's half-built jar.
+    """
+    root = cache_dir() / "keycloak-providers"
+    jar = root / f"{project.name}-{provider_sources_hash(project)}.jar"
+    if jar.exists():
+        return jar
+    if shutil.which("mvn") is None:
+        raise RuntimeError(f"Maven (mvn) is needed to build the Keycloak provider {project}: apt-get install maven")
+    print(f"building the Keycloak provider {project.name} with Maven (only after its sources change)...", flush=True)
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".build-{project.name}-", dir=root) as build:
+        workdir = Path(build) / project.name
+        shutil.copytree(project, workdir, ignore=shutil.ignore_patterns("target"))
+        result = subprocess.run(
+            ["mvn", "-B", "-q", "-Dstyle.color=never", "package"],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        built = sorted((workdir / "target").glob("*.jar"))
+        if result.returncode != 0 or len(built) != 1:
+            raise RuntimeError(
+                f"building the Keycloak provider {project} failed (mvn -B -q package, "
+                f"exit {result.returncode}):\n{result.stdout}{result.stderr}"
+            )
+        partial = root / f".{jar.name}.{os.getpid()}"
+        shutil.copyfile(built[0], partial)
+        partial.replace(jar)
+    return jar
+
+
+def install_providers(home: Path, projects: list[Path]) -> None:
+    """Put exactly Socle's current provider jars in ``home/providers``.
+
+    A jar whose bytes did not change is left untouched, so Keycloak sees no change and skips
+    rebuilding itself; jars of providers that no longer exist are removed.
+    """
+    providers = home / "providers"
+    providers.mkdir(parents=True, exist_ok=True)
+    wanted = {f"{PROVIDER_JAR_PREFIX}{project.name}.jar": ensure_provider_jar(project) for project in projects}
+    for installed in providers.glob(f"{PROVIDER_JAR_PREFIX}*.jar"):
+        if installed.name not in wanted:
+            installed.unlink()
+    for name, jar in wanted.items():
+        target = providers / name
+        if not target.exists() or target.read_bytes() != jar.read_bytes():
+            shutil.copyfile(jar, target)
+
+
 def require_java() -> None:
     """Keycloak runs on the machine's JDK (17 or newer)."""
     if shutil.which("java") is None:
@@ -68,6 +145,7 @@ class KeycloakServer:
     admin_user: str = "admin"
     admin_password: str = "dev-only-admin"
     env: dict[str, str] = field(default_factory=dict)
+    providers: list[Path] = field(default_factory=provider_projects)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,6 +163,7 @@ class KeycloakServer:
         if not (home / "bin" / "kc.sh").exists():
             self.instance_dir.mkdir(parents=True, exist_ok=True)
             shutil.copytree(distribution, home, symlinks=True)
+        install_providers(home, self.providers)
         import_dir = home / "data" / "import"
         import_dir.mkdir(parents=True, exist_ok=True)
         for realm_file in self.realm_files:
