@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 from litestar import get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, JSONBody
 from litestar.testing import AsyncTestClient
 from pydantic import BaseModel, Field
 from sqlalchemy import text
@@ -109,6 +110,20 @@ async def test_correlation_id_from_the_caller_is_kept(identity) -> None:
     assert response.headers["x-request-id"] != "bad id with spaces"
 
 
+async def test_a_refusal_by_the_authentication_middleware_keeps_the_request_id_and_logs_its_status(
+    identity, caplog
+) -> None:
+    """Middleware errors are answered by the app-level handler, outside the correlation middleware."""
+    caplog.clear()
+    response = await identity.get("/v1/me", headers={"X-Request-ID": "gateway-7654321"})
+    assert_problem(response, 401, "unauthenticated")
+    assert response.headers.get_list("x-request-id") == ["gateway-7654321"]
+    accesses = [r.msg for r in caplog.records if r.name == "socle.access" and isinstance(r.msg, dict)]
+    assert [(a["path"], a["status"], a["request_id"]) for a in accesses] == [("/v1/me", 401, "gateway-7654321")]
+    ok = await identity.get("/health/live", headers={"X-Request-ID": "gateway-7654322"})
+    assert ok.headers.get_list("x-request-id") == ["gateway-7654322"]
+
+
 class DeviceIn(BaseModel):
     name: str = Field(min_length=1)
     kind: str
@@ -119,7 +134,9 @@ async def probe_app(clean_socle_env, database, keycloak, owner_engine):
     """An app with handlers that exercise the request transaction and the error envelope."""
 
     @post("/probe/devices")
-    async def create_device(data: DeviceIn, db_session: AsyncSession, fail: bool = False) -> dict[str, str]:
+    async def create_device(
+        data: JSONBody[DeviceIn], db_session: NamedDependency[AsyncSession], fail: FromQuery[bool] = False
+    ) -> dict[str, str]:
         await db_session.execute(
             text(
                 "INSERT INTO ingestion.devices (tenant_id, id, external_id, name, kind) "
@@ -132,7 +149,7 @@ async def probe_app(clean_socle_env, database, keycloak, owner_engine):
         return {"name": data.name}
 
     @get("/probe/devices")
-    async def list_devices(db_session: AsyncSession) -> list[str]:
+    async def list_devices(db_session: NamedDependency[AsyncSession]) -> list[str]:
         return list((await db_session.execute(text("SELECT name FROM ingestion.devices"))).scalars())
 
     @get("/probe/missing")
@@ -143,12 +160,12 @@ async def probe_app(clean_socle_env, database, keycloak, owner_engine):
     async def crash() -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
-    async def refuse_after_a_query(db_session: AsyncSession) -> None:
+    async def refuse_after_a_query(db_session: NamedDependency[AsyncSession]) -> None:
         await db_session.execute(text("SELECT count(*) FROM ingestion.devices"))  # checks a connection out
         raise Forbidden("this role may not do this")
 
     @get("/probe/guarded", dependencies={"guard": Provide(refuse_after_a_query)})
-    async def guarded(db_session: AsyncSession, guard: None) -> None:
+    async def guarded(db_session: NamedDependency[AsyncSession], guard: NamedDependency[None]) -> None:
         raise AssertionError("the guard must have refused")
 
     settings = IngestionSettings(**settings_kwargs("ingestion", database, keycloak))

@@ -132,11 +132,15 @@ def problem_response(
     **extensions: Any,
 ) -> Response[dict[str, Any]]:
     instance = request.url.path if request is not None else None
+    response_headers = dict(headers or {})
+    request_id = request.scope.get("socle.request_id") if request is not None else None
+    if isinstance(request_id, str):  # errors raised before the correlation middleware could add it
+        response_headers.setdefault("X-Request-ID", request_id)
     return Response(
         content=problem_body(status, slug, title, detail, instance, errors, **extensions),
         status_code=status,
         media_type=PROBLEM_JSON,
-        headers=dict(headers or {}),
+        headers=response_headers,
     )
 
 

@@ -18,7 +18,13 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+REQUEST_ID_SCOPE_KEY = "socle.request_id"
 access_log = structlog.get_logger("socle.access")
+
+
+def _status_of(exc: Exception) -> int:
+    status = getattr(exc, "status", None) or getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else 500
 
 
 def correlation_middleware(app: ASGIApp) -> ASGIApp:
@@ -36,13 +42,19 @@ def correlation_middleware(app: ASGIApp) -> ASGIApp:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
-                headers = list(message.get("headers", []))
+                headers = [h for h in message.get("headers", []) if h[0].lower() != REQUEST_ID_HEADER.encode()]
                 headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
+        scope[REQUEST_ID_SCOPE_KEY] = request_id  # type: ignore[literal-required]
         try:
             await app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Raised by a middleware (e.g. authentication): the app-level handler answers it
+            # after this middleware, so record the status it will send (and it adds the id).
+            status["code"] = _status_of(exc)
+            raise
         finally:
             path = scope.get("path", "")
             if not path.startswith(("/health/", "/metrics")):
