@@ -201,6 +201,14 @@ async def test_a_dependency_refusing_after_the_session_started_leaves_no_connect
     assert probe_app.app.state.db_engine.pool.checkedout() == 0
 
 
+async def test_a_bad_query_parameter_is_named_by_its_location(probe_app, kc_admin, device_client) -> None:
+    client, _ = device_client
+    auth = {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
+    response = await probe_app.post("/probe/devices?fail=perhaps", json={"name": "x", "kind": "gauge"}, headers=auth)
+    body = assert_problem(response, 422, "validation-error")
+    assert [(e["location"], e["field"]) for e in body["errors"]] == [("query", "query.fail")]
+
+
 async def test_validation_errors_name_each_field(probe_app, kc_admin, device_client) -> None:
     client, _ = device_client
     auth = {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}

@@ -150,7 +150,8 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, Mapping):
             continue
-        source = str(item.get("source") or "body")
+        raw_source = item.get("source") or "body"
+        source = str(getattr(raw_source, "value", raw_source))  # Litestar may give a ParamType enum
         key = item.get("key")
         items.append(
             {
