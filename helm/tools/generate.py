@@ -66,6 +66,12 @@ SERVICES: dict[str, tuple[bool, str]] = {
 
 #: Settings only one service has, inserted at the end of its ``config:`` block.
 EXTRA_CONFIG: dict[str, str] = {
+    "tenancy": (
+        "  # -- Base URL of the billing service (`SOCLE_@PREFIX@_BILLING_URL`), where onboarding opens each"
+        " tenant's metering account, e.g. `http://socle-billing:8000`; empty computes"
+        " `http://<release>-billing:8000`.\n"
+        '  billingUrl: ""\n'
+    ),
     "console": (
         "  # -- Base URLs of the other services (`SOCLE_@PREFIX@_SERVICE_URLS`), e.g."
         ' `{tenancy: "http://socle-tenancy:8000"}`; empty computes `http://<release>-<service>:8000`'
@@ -184,6 +190,7 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
         "additionalProperties": {"type": "string", "pattern": r"^https?://[^\s]+$"},
         "propertyNames": {"enum": ["tenancy", "identity", "ingestion", "timeseries", "billing"]},
     },
+    "config.billingUrl": {"pattern": r"^(https?://[^\s]+)?$"},
     "database.existingSecret": {"pattern": OPTIONAL_K8S_NAME},
     "database.urlKey": {"pattern": SECRET_KEY},
     "database.migrationUrlKey": {"pattern": SECRET_KEY},

@@ -465,6 +465,22 @@ def test_console_is_given_the_other_services_urls(rendered: dict[str, list[Manif
     assert urls == {s: f"http://{services[s]}:8000" for s in SERVICES if s != "console"}
 
 
+def test_tenancy_is_given_the_billing_url(rendered: dict[str, list[Manifest]], template: Template) -> None:
+    """Onboarding opens each tenant's metering account in billing: in-cluster by default, or as set."""
+    [tenancy] = [d for d in of_kind(rendered["default-values.yaml"], "Deployment") if service_of(d) == "tenancy"]
+    env = env_of(tenancy["spec"]["template"]["spec"]["containers"][0])
+    [billing] = [s for s in of_kind(rendered["default-values.yaml"], "Service") if service_of(s) == "billing"]
+    assert env["SOCLE_TENANCY_BILLING_URL"]["value"] == f"http://{billing['metadata']['name']}:8000"
+    others = [d for d in of_kind(rendered["default-values.yaml"], "Deployment") if service_of(d) != "tenancy"]
+    assert not any(
+        n.endswith("_BILLING_URL") for d in others for n in env_of(d["spec"]["template"]["spec"]["containers"][0])
+    )
+    result = template(DEFAULT, sets=("tenancy.config.billingUrl=https://billing.internal.example",))
+    assert result.returncode == 0, result.stderr
+    assert "https://billing.internal.example" in result.stdout
+    fails_with(template(DEFAULT, sets=("tenancy.config.billingUrl=billing:8000",)), "billingUrl")
+
+
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
 def test_helm_test_pod_checks_every_installed_service(rendered: dict[str, list[Manifest]], values: Path) -> None:
     docs = rendered[values.name]

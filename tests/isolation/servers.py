@@ -58,8 +58,17 @@ def no_socle_environment() -> Iterator[None]:
         yield
 
 
-def create_app(service: str, database: Database, keycloak: KeycloakServer, credentials: Credentials) -> Litestar:
-    """The real app of a service, configured for the test servers (platform secret where it takes one)."""
+def create_app(
+    service: str,
+    database: Database,
+    keycloak: KeycloakServer,
+    credentials: Credentials,
+    billing_url: str | None = None,
+) -> Litestar:
+    """The real app of a service, configured for the test servers (platform secret where it takes one).
+
+    ``billing_url``: where tenancy's onboarding opens metering accounts (needed to onboard).
+    """
     module = __import__(f"socle_{service}.app", fromlist=["create_app"])
     config = __import__(f"socle_{service}.config", fromlist=["x"])
     settings_class = next(
@@ -68,6 +77,8 @@ def create_app(service: str, database: Database, keycloak: KeycloakServer, crede
     extra: dict[str, Any] = {}
     if "keycloak_client_secret" in settings_class.model_fields:
         extra["keycloak_client_secret"] = credentials["platform_client"]
+    if "billing_url" in settings_class.model_fields:
+        extra["billing_url"] = billing_url
     return module.create_app(settings_class(**settings_kwargs(service, database, keycloak, **extra)))  # type: ignore[no-any-return]
 
 
@@ -75,13 +86,18 @@ def create_app(service: str, database: Database, keycloak: KeycloakServer, crede
 def served_services(
     database: Database, keycloak: KeycloakServer, credentials: Credentials, services: tuple[str, ...] = SERVICES
 ) -> Iterator[dict[str, str]]:
-    """Every service app served at once: service name → base URL."""
-    with no_socle_environment():
-        apps = {s: create_app(s, database, keycloak, credentials) for s in services}
+    """Every service app served at once: service name → base URL.
+
+    Billing comes first whenever tenancy is served: tenancy's onboarding opens metering accounts there.
+    """
+    if "tenancy" in services:
+        services = ("billing", *(s for s in services if s != "billing"))
     urls: dict[str, str] = {}
     contexts = []
     try:
-        for service, app in apps.items():
+        for service in services:
+            with no_socle_environment():
+                app = create_app(service, database, keycloak, credentials, billing_url=urls.get("billing"))
             context = serve(app)
             urls[service] = context.__enter__()
             contexts.append(context)

@@ -24,7 +24,7 @@ from socle_tenancy.domain.isolation.routes import ROUTES, RouteRule, rule_for
 from socle_tenancy.domain.isolation.services import dsn
 from tests.isolation.servers import bearer, create_app, no_socle_environment, onboard_demo, served_services
 
-MATRIX_SERVICES = ("tenancy", "identity")
+MATRIX_SERVICES = ("tenancy", "identity", "billing")
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}
 
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import uvicorn
+from litestar import Litestar
+
 from socle_devstack.keycloak import KeycloakServer
+from socle_devstack.processes import free_port
 from socle_devstack.stack import Database
 
 
@@ -17,3 +25,22 @@ def settings_kwargs(service: str, database: Database, keycloak: KeycloakServer, 
         "log_json": True,
         **overrides,
     }
+
+
+@contextmanager
+def served(app: Litestar) -> Iterator[str]:
+    """Serve an app with uvicorn in a thread on a free local port (lifespan included); yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the app did not start on port {port}")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.stack import Database
+from tests.support.apps import served, settings_kwargs
 from tests.support.keycloak_admin import KeycloakAdmin
 
 
@@ -53,3 +55,17 @@ async def app_engine(database: Database) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(database.url("ingestion", "app"), pool_size=1, max_overflow=0)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def billing_url(database: Database, keycloak: KeycloakServer) -> Iterator[str]:
+    """The real billing service over HTTP for the whole session: onboarding opens metering accounts there."""
+    from socle_billing.app import create_app
+    from socle_billing.config import BillingSettings
+
+    with pytest.MonkeyPatch.context() as patch:  # strict settings: no SOCLE_* variable of the shell may leak in
+        for key in [k for k in os.environ if k.upper().startswith("SOCLE_")]:
+            patch.delenv(key)
+        settings = BillingSettings(**settings_kwargs("billing", database, keycloak))
+    with served(create_app(settings)) as url:
+        yield url

@@ -37,13 +37,12 @@ def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str
 
 
 @pytest.fixture
-def tenancy_settings(clean_socle_env, database, keycloak, credentials) -> Callable[..., TenancySettings]:
+def tenancy_settings(clean_socle_env, database, keycloak, credentials, billing_url) -> Callable[..., TenancySettings]:
+    """Tenancy on the test servers, opening metering accounts in the session's real billing service."""
+
     def make(**overrides: Any) -> TenancySettings:
-        return TenancySettings(
-            **settings_kwargs(
-                "tenancy", database, keycloak, keycloak_client_secret=credentials["platform_client"], **overrides
-            )
-        )
+        wanted = {"keycloak_client_secret": credentials["platform_client"], "billing_url": billing_url}
+        return TenancySettings(**settings_kwargs("tenancy", database, keycloak, **(wanted | overrides)))
 
     return make
 

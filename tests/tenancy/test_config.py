@@ -39,3 +39,11 @@ def test_a_misspelt_variable_is_refused(clean_socle_env) -> None:
     clean_socle_env.setenv("SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRETS", "x")
     with pytest.raises(ValidationError, match="SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET"):
         TenancySettings(**BASE)
+
+
+def test_the_billing_url_is_optional_but_must_be_an_http_url(clean_socle_env) -> None:
+    assert TenancySettings(**BASE).billing_url is None
+    assert TenancySettings(**BASE, billing_url="").billing_url is None
+    assert TenancySettings(**BASE, billing_url="http://socle-billing:8000/").billing_url == "http://socle-billing:8000"
+    with pytest.raises(ValidationError, match="base URL of the billing service"):
+        TenancySettings(**BASE, billing_url="socle-billing:8000")

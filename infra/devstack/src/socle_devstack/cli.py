@@ -145,6 +145,8 @@ def _extra_env(service: str, ports: dict[str, int], database: Database, credenti
         # Everything the isolation evidence report needs to probe every service on demand.
         return {
             "SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET": credentials["platform_client"],
+            # Onboarding opens each tenant's metering account there.
+            "SOCLE_TENANCY_BILLING_URL": f"http://127.0.0.1:{ports['billing']}",
             "SOCLE_TENANCY_REPORT_SIGNING_KEY": credentials["report_signing_key"],
             "SOCLE_TENANCY_ISOLATION_DATABASE_URLS": json.dumps({s: database.url(s, "app") for s in SERVICES}),
             "SOCLE_TENANCY_ISOLATION_SERVICE_URLS": json.dumps(

@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from litestar import Litestar, Request, Response
 from litestar.datastructures import Cookie, State
+from litestar.di import NamedDependency
 from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -123,7 +124,7 @@ async def provide_agent(request: Request[Any, Any, Any], state: State) -> AgentS
 
 
 async def provide_optional_session(
-    request: Request[Any, Any, Any], db_session: AsyncSession, state: State
+    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], state: State
 ) -> WebSession | None:
     return await load_session(db_session, request.cookies.get(state.settings.cookie_name))
 

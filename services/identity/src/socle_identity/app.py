@@ -10,6 +10,8 @@ from socle_identity.config import IdentitySettings
 from socle_identity.deps import keycloak_lifespan, provide_keycloak
 from socle_identity.domain.audit_feed.controllers import AuditFeedController, audit_feed_lifespan
 from socle_identity.domain.me.controllers import MeController
+from socle_identity.domain.members.controllers import MemberController
+from socle_identity.domain.organizations.controllers import OrganizationController
 from socle_identity.domain.placement.controllers import PlacementController, placement_lifespan
 from socle_identity.domain.service_accounts.controllers import ServiceAccountController
 
@@ -18,7 +20,14 @@ def create_app(settings: IdentitySettings | None = None) -> Litestar:
     settings = settings or IdentitySettings()  # type: ignore[call-arg]
     return create_service_app(
         settings,
-        route_handlers=[MeController, ServiceAccountController, PlacementController, AuditFeedController],
+        route_handlers=[
+            MeController,
+            ServiceAccountController,
+            MemberController,
+            OrganizationController,
+            PlacementController,
+            AuditFeedController,
+        ],
         title="Socle identity",
         description="Keycloak organizations per tenant, roles, service accounts, login, ProConnect placement "
         "and the audit feed of Keycloak's events.",

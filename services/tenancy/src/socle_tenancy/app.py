@@ -16,6 +16,7 @@ from socle_tenancy.domain.audit.controllers import AuditController
 from socle_tenancy.domain.grants.controllers import GrantController
 from socle_tenancy.domain.isolation.controllers import IsolationReportController
 from socle_tenancy.domain.offboarding.controllers import OffboardingController
+from socle_tenancy.domain.onboarding.billing import BillingClient
 from socle_tenancy.domain.onboarding.controllers import OnboardingController
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
@@ -32,11 +33,15 @@ def create_app(
     @asynccontextmanager
     async def onboarding(app: Litestar) -> AsyncIterator[None]:
         keycloak = KeycloakAdmin(settings, transport=keycloak_transport)
+        billing = BillingClient(settings, keycloak.access_token)
         app.state.keycloak = keycloak
-        app.state.onboarding = OnboardingWorkflow(app.state.db_engine, app.state.db_session_maker, keycloak, settings)
+        app.state.onboarding = OnboardingWorkflow(
+            app.state.db_engine, app.state.db_session_maker, keycloak, settings, billing
+        )
         try:
             yield
         finally:
+            await billing.aclose()
             await keycloak.aclose()
 
     return create_service_app(

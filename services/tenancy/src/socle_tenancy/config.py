@@ -29,6 +29,15 @@ class TenancySettings(ServiceSettings):
         description="Secret of keycloak_client_id; onboarding answers 503 until it is set.",
     )
     keycloak_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    billing_url: str | None = Field(
+        default=None,
+        description="Base URL of the billing service, e.g. http://socle-billing:8000: onboarding opens each "
+        "tenant's metering account there; its metering_account step fails (503) until it is set.",
+    )
+    billing_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    billing_attempts: int = Field(
+        default=3, ge=1, le=10, description="Tries of a billing call on a network error or a 5xx answer."
+    )
     default_max_devices: int = Field(default=100, ge=0)
     default_max_readings_per_day: int = Field(default=200_000, ge=0)
     default_storage_gb: int = Field(default=5, ge=0)
@@ -55,6 +64,16 @@ class TenancySettings(ServiceSettings):
         if value is not None and len(value.get_secret_value()) < 32:
             raise ValueError("must be at least 32 characters: generate one with `openssl rand -base64 48`")
         return value
+
+    @field_validator("billing_url")
+    @classmethod
+    def _billing_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be the http(s) base URL of the billing service, e.g. http://socle-billing:8000")
+        return value.rstrip("/")
 
     @field_validator("keycloak_admin_url")
     @classmethod

@@ -36,3 +36,8 @@ async def test_onboarding_steps_are_recorded_in_the_tenants_chain(tenancy, opera
     done = {e["action"]: e["details"]["result"] for e in entries}
     assert done["onboarding.identity_organization"]["alias"] == response.json()["tenant"]["key"]
     assert done["onboarding.activation"] == {"status": "active"}
+    assert done["onboarding.metering_account"]["tenant_key"] == response.json()["tenant"]["key"]
+    # Billing recorded the opening of the account in the same chain, as the platform service account.
+    billing = await tenancy.get("/v1/audit/entries", params={"tenant": tenant, "action": "billing"}, headers=auditor)
+    assert [e["action"] for e in billing.json()["items"]] == ["billing.metering_account_opened"]
+    assert billing.json()["items"][0]["details"] == {"tenant_key": response.json()["tenant"]["key"], "kind": "commune"}

@@ -154,7 +154,8 @@ async def test_the_api_probes_got_404_for_every_pair(report, sampled) -> None:
     api = report["api_probes"]
     assert api["status"] == "ran"
     assert api["probe_clients_removed"] == 4
-    assert api["unclassified"] == {"identity": [], "tenancy": []}
+    # Billing is served with tenancy (onboarding opens metering accounts there), so it is probed too.
+    assert api["unclassified"] == {"billing": [], "identity": [], "tenancy": []}
     by_route: dict[str, list[dict[str, Any]]] = {}
     for probe in api["probes"]:
         by_route.setdefault(f"{probe['method']} {probe['path']}", []).append(probe)
@@ -162,6 +163,11 @@ async def test_the_api_probes_got_404_for_every_pair(report, sampled) -> None:
     assert len(tenants) == 12
     assert all(p["status"] == 404 and p["problem_json"] and p["outcome"] == "refused" for p in tenants)
     assert all(p["owner_view_status"] == 200 for p in tenants)
+    metering = by_route["GET /v1/metering-accounts/{tenant_id:uuid}"]
+    assert len(metering) == 12
+    assert all(p["status"] == 404 and p["problem_json"] and p["leaked"] == [] for p in metering), metering
+    # The three onboarded communes read their own account (the EPCI's depends on its own onboarding).
+    assert sum(p["owner_view_status"] == 200 for p in metering) >= 9, metering
     accounts = [p for p in by_route["GET /v1/service-accounts/{account_id:uuid}"] if p["outcome"] != "skipped"]
     assert len(accounts) >= 3  # the commune with a service account, probed by the three others
     assert all(p["status"] == 404 and p["leaked"] == [] for p in accounts)

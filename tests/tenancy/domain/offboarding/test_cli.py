@@ -46,7 +46,7 @@ def check_bundle(path: Path, tenant: dict[str, Any]) -> dict[str, Any]:
     assert sorted(float(r["value"]) for r in readings) == [1.5, 2.5, 3.5]
     assert {r["device_id"] for r in readings} <= {d["id"] for d in devices}
     steps = json.loads((path / "tenancy" / "onboarding_steps.json").read_text())
-    assert len(steps) == 5
+    assert len(steps) == 6
     assert {s["tenant_id"] for s in steps} == {tenant["id"]}
     assert files["tenancy/quotas.json"]["rows"] == 1
     # Every service's tenant-owned tables were found in the catalogue, not listed by hand.
@@ -106,7 +106,7 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
         timeout=30,
     )
     assert early.status_code == 409, early.text
-    assert early.json()["remaining_rows"] == {"tenancy.onboarding_steps": 5, "tenancy.quotas": 1}
+    assert early.json()["remaining_rows"] == {"tenancy.onboarding_steps": 6, "tenancy.quotas": 1}
 
     result = socle_tenants(
         "offboard", LEAVING, "--export-dir", str(tmp_path), "--confirm", "--output", "json", env=offboard_env
@@ -129,7 +129,7 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     check_bundle(bundle_dir, {**leaving, "first_admin_email": "mairie@montmirat.test.socle.fr"})
 
     # Nothing of the tenant remains; the other commune keeps everything.
-    for service, table, rows in (*DATA_TABLES, ("tenancy", "onboarding_steps", 5)):
+    for service, table, rows in (*DATA_TABLES, ("tenancy", "onboarding_steps", 6)):
         assert count_rows(database, service, table, tenant_id) == 0
         assert count_rows(database, service, table, staying["id"]) == rows
     found = kc_admin.request("GET", "/organizations", params={"q": f"tenant_id:{tenant_id}"}).json()

@@ -14,7 +14,7 @@ from tests.tenancy.conftest import DEMO, DEMO_SIREN, assert_problem, demo_commun
 
 pytestmark = pytest.mark.usefixtures("demo_epci")
 
-STEPS = ["tenant_record", "identity_organization", "first_admin", "default_quotas", "activation"]
+STEPS = ["tenant_record", "identity_organization", "first_admin", "default_quotas", "metering_account", "activation"]
 THREE_COMMUNES = ("30321", "30062", "30091")
 
 
@@ -87,6 +87,12 @@ async def test_the_epci_and_three_communes_onboard_twice_with_no_restart_and_no_
             assert tenant["status"] == "active"
             assert tenant["population"] > 0
             assert tenant["population_year"] == 2023
+            account = next(s for s in body["steps"] if s["step"] == "metering_account")["result"]
+            assert (account["tenant_id"], account["tenant_key"], account["status"]) == (
+                tenant["id"],
+                tenant["key"],
+                "open",
+            )
             if attempt == 1:
                 first[insee] = tenant
             else:
@@ -143,6 +149,7 @@ async def test_a_crash_mid_workflow_leaves_a_state_that_a_retry_completes(tenanc
             "identity_organization": "done",
             "first_admin": "failed",
             "default_quotas": "pending",
+            "metering_account": "pending",
             "activation": "pending",
         }
         tenant = (await client.get(f"/v1/tenants/commune-{insee}", headers=operator)).json()["tenant"]

@@ -30,6 +30,10 @@ knows: the services refuse unknown SOCLE_<SERVICE>_* variables at start-up.
 - name: {{ $prefix }}SERVICE_URLS
   value: {{ include "socle-lib.serviceUrls" . | quote }}
 {{- end }}
+{{- if hasKey $root.Values.config "billingUrl" }}
+- name: {{ $prefix }}BILLING_URL
+  value: {{ include "socle-lib.billingUrl" . | quote }}
+{{- end }}
 {{- if hasKey $root.Values "database" }}
 {{- $secret := include "socle-lib.databaseSecret" $root }}
 - name: {{ $prefix }}DATABASE_URL
@@ -78,4 +82,14 @@ Takes the dict (root, service).
 {{- end }}
 {{- end }}
 {{- toJson $urls }}
+{{- end }}
+
+{{/*
+Base URL of the billing service, for tenancy's onboarding: config.billingUrl, else
+http://<release>-billing:8000. Takes the dict (root, service).
+*/}}
+{{- define "socle-lib.billingUrl" -}}
+{{- $root := .root }}
+{{- $default := include "socle-lib.fullnameFor" (dict "release" $root.Release "chart" "billing" "values" dict) }}
+{{- $root.Values.config.billingUrl | default (printf "http://%s:8000" $default) }}
 {{- end }}

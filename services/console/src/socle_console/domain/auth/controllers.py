@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromQuery, QueryParameter
 from litestar.response import Redirect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,10 +85,10 @@ class AuthController(Controller):
     async def login(
         self,
         state: State,
-        db_session: AsyncSession,
-        oidc: OidcClient,
-        next_path: Annotated[str | None, Parameter(query="next")] = None,
-        organization: str | None = None,
+        db_session: NamedDependency[AsyncSession],
+        oidc: NamedDependency[OidcClient],
+        next_path: Annotated[str | None, QueryParameter(name="next")] = None,
+        organization: FromQuery[str | None] = None,
     ) -> Redirect:
         """Send the browser to Keycloak; every membership is asked for, the console then lets the agent choose."""
         if organization is not None and not _ALIAS.match(organization):
@@ -100,11 +101,11 @@ class AuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        db_session: AsyncSession,
-        oidc: OidcClient,
-        login_state: Annotated[str | None, Parameter(query="state")] = None,
-        code: str | None = None,
-        error: str | None = None,
+        db_session: NamedDependency[AsyncSession],
+        oidc: NamedDependency[OidcClient],
+        login_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        code: FromQuery[str | None] = None,
+        error: FromQuery[str | None] = None,
     ) -> Redirect:
         """Keycloak's answer: check it belongs to the login this browser started, then open the session."""
         settings: ConsoleSettings = state.settings
@@ -170,8 +171,8 @@ class AuthController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        db_session: AsyncSession,
-        oidc: OidcClient,
+        db_session: NamedDependency[AsyncSession],
+        oidc: NamedDependency[OidcClient],
         data: Annotated[CsrfForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Redirect:
         """End the console session here, then the Keycloak session (RP-initiated logout)."""
@@ -190,8 +191,8 @@ class AuthController(Controller):
     @post("/backchannel-logout", status_code=200)
     async def backchannel_logout(
         self,
-        db_session: AsyncSession,
-        oidc: OidcClient,
+        db_session: NamedDependency[AsyncSession],
+        oidc: NamedDependency[OidcClient],
         data: Annotated[BackchannelLogoutForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[None]:
         """Keycloak ended a session (logout elsewhere, admin, expiry): end the console sessions bound to it."""

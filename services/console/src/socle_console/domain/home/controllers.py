@@ -11,9 +11,9 @@ from typing import Annotated, Any
 import httpx
 from litestar import Controller, Request, get, post
 from litestar.datastructures import ResponseHeader, State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,13 +53,13 @@ class AgentController(Controller):
     response_headers = PRIVATE_PAGE_HEADERS
 
     @get("/account")
-    async def account(self, agent: AgentSession) -> Template:
+    async def account(self, agent: NamedDependency[AgentSession]) -> Template:
         return Template(
             "account.html", context={"agent": agent.agent, "csrf": agent.csrf, "memberships": agent.memberships}
         )
 
     @get("/communes/{alias:str}")
-    async def commune(self, alias: str, agent: AgentSession, state: State) -> Template:
+    async def commune(self, alias: FromPath[str], agent: NamedDependency[AgentSession], state: State) -> Template:
         """The commune's home page; the services are called with the agent's own token."""
         if agent.agent.organization != alias:
             raise NotFound(f"no commune {alias!r} in this console")
@@ -69,7 +69,7 @@ class AgentController(Controller):
         )
 
     @get("/choose-commune")
-    async def choose(self, agent: AgentSession) -> Template:
+    async def choose(self, agent: NamedDependency[AgentSession]) -> Template:
         return Template(
             "choose.html", context={"agent": agent.agent, "csrf": agent.csrf, "memberships": agent.memberships}
         )
@@ -78,10 +78,10 @@ class AgentController(Controller):
     async def chosen(
         self,
         request: Request[Any, Any, Any],
-        agent: AgentSession,
+        agent: NamedDependency[AgentSession],
         state: State,
-        db_session: AsyncSession,
-        oidc: OidcClient,
+        db_session: NamedDependency[AsyncSession],
+        oidc: NamedDependency[OidcClient],
         data: Annotated[CommuneChoiceForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Redirect:
         """Re-authenticate (silently when Keycloak's session allows) for exactly the chosen commune."""

@@ -10,7 +10,7 @@ import asyncio
 import httpx
 from litestar import Controller, get
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.response import Template
 
 from socle_console.db.models import WebSession
@@ -30,7 +30,7 @@ class StatusController(Controller):
     include_in_schema = False
 
     @get("/", dependencies={"web_session": Provide(provide_optional_session)})
-    async def index(self, state: State, web_session: WebSession | None) -> Template:
+    async def index(self, state: State, web_session: NamedDependency[WebSession | None]) -> Template:
         urls: dict[str, str] = state.settings.service_urls
         statuses = await asyncio.gather(*(_ready(state.http, url) for url in urls.values()))
         return Template(

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromQuery, JSONBody, Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -78,9 +78,9 @@ class AuditController(Controller):
         self,
         request: Request[Principal, Any, Any],
         state: State,
-        tenant: uuid.UUID | None = None,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
+        tenant: FromQuery[uuid.UUID | None] = None,
+        since: FromQuery[dt.datetime | None] = None,
+        until: FromQuery[dt.datetime | None] = None,
         action: Annotated[str | None, Parameter(pattern=ACTION_FILTER, max_length=100)] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
         cursor: Annotated[str | None, Parameter(max_length=100)] = None,
@@ -112,9 +112,9 @@ class AuditController(Controller):
         self,
         request: Request[Principal, Any, Any],
         state: State,
-        tenant: uuid.UUID | None = None,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
+        tenant: FromQuery[uuid.UUID | None] = None,
+        since: FromQuery[dt.datetime | None] = None,
+        until: FromQuery[dt.datetime | None] = None,
     ) -> Stream:
         """The chain in chain order as JSON Lines, with every hashed field: it verifies offline."""
         chain, as_auditor = await _chain_for(request.user, tenant, state.db_engine)
@@ -141,7 +141,7 @@ class AuditController(Controller):
 
     @post("/verify", status_code=HTTP_200_OK)
     async def verify(
-        self, request: Request[Principal, Any, Any], state: State, data: VerifyIn | None = None
+        self, request: Request[Principal, Any, Any], state: State, data: JSONBody[VerifyIn | None] = None
     ) -> VerdictOut:
         """Recompute every chain (or one) from its stored fields; the verdict lists each finding."""
         request.user.require_role(*VERIFIERS)

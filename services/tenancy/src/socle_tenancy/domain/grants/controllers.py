@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,7 +52,7 @@ class GrantController(Controller):
 
     @post("/")
     async def create(
-        self, data: GrantIn, request: Request[Principal, Any, Any], db_session: AsyncSession
+        self, data: JSONBody[GrantIn], request: Request[Principal, Any, Any], db_session: NamedDependency[AsyncSession]
     ) -> Response[GrantOut]:
         """Share the caller's tenant's devices or readings (all, or one device's) with another tenant."""
         tenant = _tenant(request.user, GRANTORS)
@@ -62,10 +63,10 @@ class GrantController(Controller):
     async def list_grants(
         self,
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        side: Side | None = None,
-        status: GrantStatus | None = None,
-        dataset: Dataset | None = None,
+        db_session: NamedDependency[AsyncSession],
+        side: FromQuery[Side | None] = None,
+        status: FromQuery[GrantStatus | None] = None,
+        dataset: FromQuery[Dataset | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         offset: Annotated[int, Parameter(ge=0)] = 0,
     ) -> GrantPage:
@@ -78,7 +79,11 @@ class GrantController(Controller):
 
     @get("/{grant_id:uuid}")
     async def get_grant(
-        self, grant_id: uuid.UUID, request: Request[Principal, Any, Any], db_session: AsyncSession, state: State
+        self,
+        grant_id: FromPath[uuid.UUID],
+        request: Request[Principal, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        state: State,
     ) -> GrantOut:
         tenant = _tenant(request.user, READERS)
         try:
@@ -90,11 +95,11 @@ class GrantController(Controller):
     @post("/{grant_id:uuid}/revoke", status_code=HTTP_200_OK)
     async def revoke(
         self,
-        grant_id: uuid.UUID,
+        grant_id: FromPath[uuid.UUID],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
+        db_session: NamedDependency[AsyncSession],
         state: State,
-        data: RevokeIn | None = None,
+        data: JSONBody[RevokeIn | None] = None,
     ) -> GrantOut:
         """End a grant now; revoking a revoked grant answers the same grant and changes nothing."""
         tenant = _tenant(request.user, GRANTORS)

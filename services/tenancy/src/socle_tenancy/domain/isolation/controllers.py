@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
 from socle_core.audit import record_detached
@@ -26,7 +27,7 @@ class IsolationReportController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED)
     async def create_report(
-        self, request: Request[Principal, Any, Any], state: State, data: ReportRequest | None = None
+        self, request: Request[Principal, Any, Any], state: State, data: JSONBody[ReportRequest | None] = None
     ) -> Response[Any]:
         """Run every check now and answer the signed report (JSON) or its printable page (HTML)."""
         request.user.require_role(*REPORT_ROLES)

@@ -114,8 +114,32 @@ ROUTES: tuple[RouteRule, ...] = (
         _SERVICE_ACCOUNT,
         why="revoke another commune's account",
     ),
+    RouteRule("identity", "GET", "/v1/members", "tenant-own", why="members of the caller's own organization"),
+    RouteRule(
+        "identity", "POST", "/v1/members/invitations", "tenant-own", why="invited into the caller's organization"
+    ),
+    # Members live in Keycloak, not in a table the report can pick from: no probe target; a user who is not
+    # a member of the caller's organization is a 404 (tests/identity/domain/test_members.py checks B's members).
+    RouteRule("identity", "PUT", "/v1/members/{user_id:uuid}/role", "tenant-resource", why="another's member"),
+    RouteRule("identity", "DELETE", "/v1/members/{user_id:uuid}", "tenant-resource", why="another's member"),
+    RouteRule("identity", "POST", "/v1/organizations/{alias:str}/suspension", "platform", why="operator or platform"),
+    RouteRule("identity", "DELETE", "/v1/organizations/{alias:str}/suspension", "platform", why="operator or platform"),
+    RouteRule("identity", "DELETE", "/v1/organizations/{alias:str}", "platform", why="operator or platform client"),
     RouteRule("identity", "POST", "/v1/placements/sync", "platform", why="operator or the platform client"),
     RouteRule("identity", "POST", "/v1/audit-feed/sync", "platform", why="operator or the platform client"),
+    # billing
+    RouteRule(
+        "billing", "PUT", "/v1/metering-accounts/{tenant_id:uuid}", "platform", why="onboarding (platform client)"
+    ),
+    RouteRule(
+        "billing",
+        "GET",
+        "/v1/metering-accounts/{tenant_id:uuid}",
+        "tenant-resource",
+        "tenant",
+        why="a tenant reads only its own metering account",
+    ),
+    RouteRule("billing", "GET", "/v1/metering-accounts", "platform", why="every account: operator and auditor"),
     # console
     RouteRule("console", "GET", "/", "public", why="landing page, no data"),
     RouteRule("console", "GET", "/auth/login", "public", why="starts the login"),

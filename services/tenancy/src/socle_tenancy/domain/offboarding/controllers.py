@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,11 +37,11 @@ class OffboardingController(Controller):
     @post("/", status_code=HTTP_200_OK)
     async def start(
         self,
-        ref: str,
-        data: OffboardingIn,
+        ref: FromPath[str],
+        data: JSONBody[OffboardingIn],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        keycloak: KeycloakAdmin,
+        db_session: NamedDependency[AsyncSession],
+        keycloak: NamedDependency[KeycloakAdmin],
     ) -> TenantOut:
         """The tenant starts leaving: status offboarding, its Keycloak organization disabled."""
         tenant = await _administered(ref, request.user, db_session)
@@ -56,7 +58,11 @@ class OffboardingController(Controller):
 
     @get("/identity")
     async def identity(
-        self, ref: str, request: Request[Principal, Any, Any], db_session: AsyncSession, keycloak: KeycloakAdmin
+        self,
+        ref: FromPath[str],
+        request: Request[Principal, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        keycloak: NamedDependency[KeycloakAdmin],
     ) -> IdentityExportOut:
         """The tenant's Keycloak organization with its domains and members, for the export bundle."""
         tenant = await _administered(ref, request.user, db_session)
@@ -74,12 +80,12 @@ class OffboardingController(Controller):
     @post("/completion", status_code=HTTP_200_OK)
     async def complete(
         self,
-        ref: str,
-        data: CompletionIn,
+        ref: FromPath[str],
+        data: JSONBody[CompletionIn],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        keycloak: KeycloakAdmin,
-        workflow: OnboardingWorkflow,
+        db_session: NamedDependency[AsyncSession],
+        keycloak: NamedDependency[KeycloakAdmin],
+        workflow: NamedDependency[OnboardingWorkflow],
     ) -> CompletionOut:
         """Once the tenant's data are exported and deleted: delete its organization, mark it deleted."""
         tenant = await _administered(ref, request.user, db_session)

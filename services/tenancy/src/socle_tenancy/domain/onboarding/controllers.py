@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from socle_core.auth import Principal
@@ -30,11 +32,11 @@ class OnboardingController(Controller):
     @post("/v1/tenants/{ref:str}/onboarding", status_code=HTTP_200_OK)
     async def onboard_commune(
         self,
-        ref: str,
+        ref: FromPath[str],
         request: Request[Principal, Any, Any],
-        workflow: OnboardingWorkflow,
-        catalogue: ReferenceCatalogue,
-        data: OnboardingIn | None = None,
+        workflow: NamedDependency[OnboardingWorkflow],
+        catalogue: NamedDependency[ReferenceCatalogue],
+        data: JSONBody[OnboardingIn | None] = None,
     ) -> OnboardingOut:
         """Onboard a member commune by INSEE code, or resume its onboarding where it stopped."""
         request.user.require_role(*ADMIN_ROLES)
@@ -45,10 +47,10 @@ class OnboardingController(Controller):
     @post("/v1/epcis/{siren:str}/onboarding", status_code=HTTP_200_OK)
     async def onboard_epci(
         self,
-        siren: str,
+        siren: FromPath[str],
         request: Request[Principal, Any, Any],
-        workflow: OnboardingWorkflow,
-        data: OnboardingIn | None = None,
+        workflow: NamedDependency[OnboardingWorkflow],
+        data: JSONBody[OnboardingIn | None] = None,
     ) -> OnboardingOut:
         """Onboard the registered EPCI itself as a tenant (it owns data of its own competences)."""
         require_epci_admin(request.user, siren)

@@ -45,7 +45,11 @@ class KeycloakAdmin:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def _access_token(self) -> str:
+    async def access_token(self) -> str:
+        """A token of the platform service account (cached until shortly before it expires).
+
+        Also what the workflow sends to the other services it calls as the platform (billing).
+        """
         if self._token and time.monotonic() < self._token_expires:
             return self._token
         if self._secret is None:
@@ -75,7 +79,7 @@ class KeycloakAdmin:
         return self._token
 
     async def _request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
-        token = await self._access_token()
+        token = await self.access_token()
         try:
             response = await self._http.request(
                 method, f"{self._base}{path}", headers={"Authorization": f"Bearer {token}"}, **kwargs

@@ -8,7 +8,9 @@ A tenant's onboarding is a fixed list of steps recorded in ``onboarding_steps``:
 3. ``first_admin`` — the first admin's Keycloak account (found by e-mail or created with
    pending required actions), its admin realm role and its membership of the organization;
 4. ``default_quotas`` — the tenant's quotas, unless already set;
-5. ``activation`` — the tenant becomes ``active``.
+5. ``metering_account`` — the tenant's metering account in the billing service (``PUT``,
+   idempotent there), so usage is metered from the first reading;
+6. ``activation`` — the tenant becomes ``active``.
 
 Each step commits its outcome before the next one starts, because its side effects in
 Keycloak cannot be rolled back: after a crash, the next run skips the steps marked done
@@ -41,6 +43,7 @@ from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, Problem
 from socle_tenancy.config import TenancySettings
 from socle_tenancy.db.models import OnboardingStep, Quota, StepStatus, Tenant, TenantKind, TenantStatus
+from socle_tenancy.domain.onboarding.billing import BillingClient
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.schemas import OnboardingIn, StepOut
 from socle_tenancy.domain.reference import ReferenceCatalogue
@@ -58,8 +61,9 @@ TENANT_RECORD = "tenant_record"
 IDENTITY_ORGANIZATION = "identity_organization"
 FIRST_ADMIN = "first_admin"
 DEFAULT_QUOTAS = "default_quotas"
+METERING_ACCOUNT = "metering_account"
 ACTIVATION = "activation"
-STEPS = (TENANT_RECORD, IDENTITY_ORGANIZATION, FIRST_ADMIN, DEFAULT_QUOTAS, ACTIVATION)
+STEPS = (TENANT_RECORD, IDENTITY_ORGANIZATION, FIRST_ADMIN, DEFAULT_QUOTAS, METERING_ACCOUNT, ACTIVATION)
 
 ADMIN_ROLE = {TenantKind.commune.value: "commune-admin", TenantKind.epci.value: "epci-admin"}
 
@@ -94,15 +98,18 @@ class OnboardingWorkflow:
         maker: async_sessionmaker[AsyncSession],
         keycloak: KeycloakAdmin,
         settings: TenancySettings,
+        billing: BillingClient,
     ) -> None:
         self._engine = engine
         self._maker = maker
         self._keycloak = keycloak
         self._settings = settings
+        self._billing = billing
         self._actions: dict[str, Callable[[uuid.UUID, dict[str, Any]], Awaitable[dict[str, Any]]]] = {
             IDENTITY_ORGANIZATION: self._identity_organization,
             FIRST_ADMIN: self._first_admin,
             DEFAULT_QUOTAS: self._default_quotas,
+            METERING_ACCOUNT: self._metering_account,
             ACTIVATION: self._activation,
         }
 
@@ -210,15 +217,17 @@ class OnboardingWorkflow:
                     errors=[{"location": "body", "field": "body.first_admin_email", "detail": "required on first run"}],
                 )
             quotas = request.quotas.model_dump(exclude_none=True) if request.quotas else {}
+            plan_rows = insert(OnboardingStep).values(
+                [
+                    {"tenant_id": tenant_id, "step": name, "position": position, "result": {}}
+                    for position, name in enumerate(STEPS, start=1)
+                ]
+            )
+            # A tenant onboarded before a step was added gets that step, in its place, on its next run.
             await session.execute(
-                insert(OnboardingStep)
-                .values(
-                    [
-                        {"tenant_id": tenant_id, "step": name, "position": position, "result": {}}
-                        for position, name in enumerate(STEPS, start=1)
-                    ]
+                plan_rows.on_conflict_do_update(
+                    index_elements=["tenant_id", "step"], set_={"position": plan_rows.excluded.position}
                 )
-                .on_conflict_do_nothing()
             )
             record = await session.get(OnboardingStep, (tenant_id, TENANT_RECORD), with_for_update=True)
             assert record is not None
@@ -357,6 +366,20 @@ class OnboardingWorkflow:
                 "max_readings_per_day": quota.max_readings_per_day,
                 "storage_gb": quota.storage_gb,
             }
+
+    async def _metering_account(self, tenant_id: uuid.UUID, plan: dict[str, Any]) -> dict[str, Any]:
+        tenant = await self._tenant(tenant_id)
+        account = await self._billing.open_metering_account(str(tenant.id), tenant.key, tenant.kind)
+        if account.get("tenant_id") != str(tenant.id) or account.get("tenant_key") != tenant.key:
+            raise Conflict(f"billing answered the metering account of another tenant than {tenant.key}")
+        return {
+            "tenant_id": account["tenant_id"],
+            "tenant_key": account["tenant_key"],
+            "kind": account["kind"],
+            "status": account["status"],
+            "opened_at": account["opened_at"],
+            "opened_by": account["opened_by"],
+        }
 
     async def _activation(self, tenant_id: uuid.UUID, plan: dict[str, Any]) -> dict[str, Any]:
         async with self._scope(tenant_id, "activation") as session:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,10 +37,10 @@ class EpciController(Controller):
     @post("/")
     async def register(
         self,
-        data: EpciIn,
+        data: JSONBody[EpciIn],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        catalogue: ReferenceCatalogue,
+        db_session: NamedDependency[AsyncSession],
+        catalogue: NamedDependency[ReferenceCatalogue],
     ) -> Response[EpciOut]:
         """Register the deployment's EPCI by SIREN; its member communes come back as candidates."""
         request.user.require_role(*ADMIN_ROLES)
@@ -58,10 +59,10 @@ class EpciController(Controller):
     @get("/{siren:str}/candidates")
     async def list_candidates(
         self,
-        siren: str,
+        siren: FromPath[str],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        catalogue: ReferenceCatalogue,
+        db_session: NamedDependency[AsyncSession],
+        catalogue: NamedDependency[ReferenceCatalogue],
     ) -> CandidatesOut:
         """Member communes of the EPCI from the official reference, with their tenant status."""
         require_epci_admin(request.user, siren)
@@ -77,11 +78,11 @@ class TenantController(Controller):
     async def list_tenants(
         self,
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
+        db_session: NamedDependency[AsyncSession],
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         offset: Annotated[int, Parameter(ge=0)] = 0,
-        kind: TenantKind | None = None,
-        status: TenantStatus | None = None,
+        kind: FromQuery[TenantKind | None] = None,
+        status: FromQuery[TenantStatus | None] = None,
     ) -> TenantPage:
         """The registry, EPCI first then communes by key; offset pagination."""
         require_registry_reader(request.user)
@@ -91,10 +92,10 @@ class TenantController(Controller):
     @get("/{ref:str}")
     async def get_tenant(
         self,
-        ref: str,
+        ref: FromPath[str],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        workflow: OnboardingWorkflow,
+        db_session: NamedDependency[AsyncSession],
+        workflow: NamedDependency[OnboardingWorkflow],
     ) -> OnboardingOut:
         """A tenant (by id, key or INSEE code) with the state of its onboarding steps."""
         tenant = await services.resolve_tenant(db_session, ref)
@@ -107,11 +108,11 @@ class TenantController(Controller):
     @patch("/{ref:str}")
     async def update_tenant(
         self,
-        ref: str,
-        data: TenantPatchIn,
+        ref: FromPath[str],
+        data: JSONBody[TenantPatchIn],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        keycloak: KeycloakAdmin,
+        db_session: NamedDependency[AsyncSession],
+        keycloak: NamedDependency[KeycloakAdmin],
     ) -> TenantOut:
         """Rename an onboarded tenant or replace its e-mail domains (Keycloak organization included)."""
         tenant = await self._administered(ref, request.user, db_session)
@@ -121,10 +122,10 @@ class TenantController(Controller):
     @get("/{ref:str}/quotas")
     async def get_quotas(
         self,
-        ref: str,
+        ref: FromPath[str],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        workflow: OnboardingWorkflow,
+        db_session: NamedDependency[AsyncSession],
+        workflow: NamedDependency[OnboardingWorkflow],
     ) -> QuotasOut:
         """A tenant's current limits (a tenant reads its own)."""
         tenant = await services.resolve_tenant(db_session, ref)
@@ -135,11 +136,11 @@ class TenantController(Controller):
     @patch("/{ref:str}/quotas")
     async def update_quotas(
         self,
-        ref: str,
-        data: QuotasIn,
+        ref: FromPath[str],
+        data: JSONBody[QuotasIn],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        workflow: OnboardingWorkflow,
+        db_session: NamedDependency[AsyncSession],
+        workflow: NamedDependency[OnboardingWorkflow],
     ) -> QuotasOut:
         """Change some of an onboarded tenant's limits; those left out stay."""
         tenant = await self._administered(ref, request.user, db_session)
@@ -158,11 +159,11 @@ class TenantController(Controller):
     @post("/{ref:str}/suspend", status_code=HTTP_200_OK)
     async def suspend(
         self,
-        ref: str,
-        data: StatusChangeIn,
+        ref: FromPath[str],
+        data: JSONBody[StatusChangeIn],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        keycloak: KeycloakAdmin,
+        db_session: NamedDependency[AsyncSession],
+        keycloak: NamedDependency[KeycloakAdmin],
     ) -> TenantOut:
         """Suspend an active tenant: its Keycloak organization is disabled, its data kept."""
         return await self._transition(ref, data, request.user, db_session, keycloak, TenantStatus.suspended)
@@ -170,11 +171,11 @@ class TenantController(Controller):
     @post("/{ref:str}/reactivate", status_code=HTTP_200_OK)
     async def reactivate(
         self,
-        ref: str,
-        data: StatusChangeIn,
+        ref: FromPath[str],
+        data: JSONBody[StatusChangeIn],
         request: Request[Principal, Any, Any],
-        db_session: AsyncSession,
-        keycloak: KeycloakAdmin,
+        db_session: NamedDependency[AsyncSession],
+        keycloak: NamedDependency[KeycloakAdmin],
     ) -> TenantOut:
         """Bring a suspended tenant back: its Keycloak organization is enabled again."""
         return await self._transition(ref, data, request.user, db_session, keycloak, TenantStatus.active)
