@@ -1,8 +1,9 @@
 """`make up` / `make down` as the README promises them, on free ports and a scratch state folder.
 
-Runs the real command (embedded PostgreSQL, Keycloak, every service), checks every service is
-ready, Keycloak's discovery answers and the demo EPCI's communes are tenants, then stops it
-and checks no process is left behind.
+Runs the real command (embedded PostgreSQL, the mail sink, Keycloak, every service), checks
+every service is ready, Keycloak's discovery answers, the demo EPCI's communes are tenants and
+Keycloak's e-mails land in the mail sink's folder, then stops it and checks no process is left
+behind.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import smtplib
 import subprocess
 import sys
 import tempfile
 import time
+from email import parser as email_parser
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -91,6 +96,72 @@ def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
     assert body["signature"]
 
 
+def wait_for_mail(folder: Path, text: str, timeout: float = 30) -> str:
+    """The first ``.eml`` of the sink's folder that contains ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in sorted(folder.glob("*.eml")):
+            content = path.read_text(errors="replace")
+            if text in content:
+                return content
+        time.sleep(0.3)
+    found = sorted(p.name for p in folder.glob("*")) if folder.exists() else "no folder"
+    raise AssertionError(f"no mail containing {text!r} in {folder} after {timeout:.0f}s: {found}")
+
+
+def check_mail(state: Path, keycloak_url: str, smtp_port: int) -> None:
+    """The sink keeps what it is sent, and the realm sends Keycloak's own e-mails to it."""
+    message = EmailMessage()
+    message["From"] = "test@socle.localhost"
+    message["To"] = "agent@mairie-exemple.fr"
+    message["Subject"] = "Essai du puits de courrier"
+    message.set_content("bonjour")
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+        client.send_message(message)
+    sent = wait_for_mail(state / "mail", "Essai du puits de courrier")
+    assert "Delivered-To: agent@mairie-exemple.fr" in sent
+    assert "bonjour" in sent
+
+    admin_password = json.loads((state / "secrets.json").read_text())["keycloak_admin"]
+    token = httpx.post(
+        f"{keycloak_url}/realms/master/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": "admin-cli", "username": "admin", "password": admin_password},
+        timeout=20,
+    ).json()["access_token"]
+    admin = httpx.Client(
+        base_url=f"{keycloak_url}/admin/realms/socle", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    with admin:
+        # Imported from the realm file's placeholders: make up gave Keycloak the sink's address.
+        smtp = admin.get("").json()["smtpServer"]
+        assert {k: smtp[k] for k in ("host", "port", "from", "ssl", "starttls", "auth")} == {
+            "host": "127.0.0.1",
+            "port": str(smtp_port),
+            "from": "socle@socle.localhost",
+            "ssl": "false",
+            "starttls": "false",
+            "auth": "false",
+        }
+        email = "operateur@socle.localhost"
+        (user,) = admin.get("/users", params={"email": email, "exact": "true"}).json()
+        sent_by_keycloak = admin.put(f"/users/{user['id']}/execute-actions-email", json=["UPDATE_PASSWORD"])
+        assert sent_by_keycloak.status_code == 204, sent_by_keycloak.text
+    invitation = wait_for_mail(state / "mail", f"Delivered-To: {email}")
+    assert "Return-Path: <socle@socle.localhost>" in invitation
+    body = email_parser.Parser(policy=email_policy.default).parsestr(invitation).get_body(preferencelist=("plain",))
+    assert body is not None
+    assert f"{keycloak_url}/realms/socle/login-actions/action-token?key=" in body.get_content()
+    log = (state / "logs" / "mail.log").read_text()
+    assert f"to {email}:" in log
+    assert "to agent@mairie-exemple.fr: Essai du puits de courrier" in log
+    # Onboarding the demo EPCI invited each first admin by e-mail (Keycloak's action link).
+    for first_admin in ("dgs@mairie-sommieres.fr", "admin.socle@cc-paysdesommieres.fr"):
+        welcome = wait_for_mail(state / "mail", f"Delivered-To: {first_admin}")
+        text = email_parser.Parser(policy=email_policy.default).parsestr(welcome).get_body(preferencelist=("plain",))
+        assert text is not None
+        assert f"{keycloak_url}/realms/socle/login-actions/action-token?key=" in text.get_content()
+
+
 @pytest.fixture
 def scratch_state():
     state = Path(tempfile.mkdtemp(prefix="socle-up-"))
@@ -109,6 +180,7 @@ def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) ->
             "SOCLE_POSTGRES_PORT": str(free_port()),
             "SOCLE_KEYCLOAK_PORT": str(free_port()),
             "SOCLE_KEYCLOAK_MANAGEMENT_PORT": str(free_port()),
+            "SOCLE_SMTP_PORT": str(free_port()),
         }
     )
     command = [sys.executable, "-m", "socle_devstack.cli"]
@@ -133,6 +205,9 @@ def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) ->
         assert "Demo logins" in banner
         assert f"http://localhost:{ports['console']}/" in banner
         assert "demo EPCI applied from tenants/demo/cc-pays-de-sommieres.json" in banner
+        assert f"mail         {scratch_state / 'mail'}/ (development sink)" in banner
+        assert "now sends its e-mails to the mail sink" not in banner
+        check_mail(scratch_state, f"http://127.0.0.1:{env['SOCLE_KEYCLOAK_PORT']}", int(env["SOCLE_SMTP_PORT"]))
         check_demo_epci(scratch_state, issuer, f"http://127.0.0.1:{ports['tenancy']}")
     finally:
         down = subprocess.run([*command, "down"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)

@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from socle_devstack.demo import apply_demo_epci, seed_demo
+from socle_devstack.mail import DEFAULT_PORT as DEFAULT_SMTP_PORT
+from socle_devstack.mail import MailSink, send_realm_mail_to
 from socle_devstack.postgres import PostgresServer
 from socle_devstack.processes import port_is_free, stop_group
 from socle_devstack.stack import (
@@ -54,7 +56,9 @@ def up() -> int:
         return 1
     ports = {s: _port(s.upper(), p) for s, p in DEFAULT_PORTS.items()}
     kc_port, kc_mgmt = _port("KEYCLOAK", 8180), _port("KEYCLOAK_MANAGEMENT", 9180)
-    busy = [f"{n}={p}" for n, p in [*ports.items(), ("keycloak", kc_port)] if not port_is_free(p)]
+    smtp_port = _port("SMTP", DEFAULT_SMTP_PORT)
+    named = [*ports.items(), ("keycloak", kc_port), ("smtp", smtp_port)]
+    busy = [f"{n}={p}" for n, p in named if not port_is_free(p)]
     if busy:
         _say("ports already in use: " + ", ".join(busy) + " (set SOCLE_<NAME>_PORT to move them)")
         return 1
@@ -63,6 +67,7 @@ def up() -> int:
     postgres: PostgresServer | None = None
     services: list[ServiceProcess] = []
     keycloak = None
+    mail = MailSink(state / "mail", smtp_port, state / "logs" / "mail.log")
 
     def stop_all(*_: object) -> None:
         _say("stopping...")
@@ -70,6 +75,7 @@ def up() -> int:
             service.stop()
         if keycloak is not None:
             keycloak.stop()
+        mail.stop()
         if postgres is not None:
             postgres.stop()
         pids_file.unlink(missing_ok=True)
@@ -89,11 +95,17 @@ def up() -> int:
             postgres = start_postgres(state, pg_port, source)
             database = Database("127.0.0.1", pg_port, postgres.admin_dsn, credentials)
         provision(database)
+        _say(f"starting the development mail sink on port {smtp_port} (mail: {state / 'mail'})")
+        mail.start()
+        assert mail.process is not None
+        processes["mail"] = mail.process.pid
         _say(f"starting Keycloak on port {kc_port} (log: {state / 'logs' / 'keycloak.log'})")
         console_url = f"http://localhost:{ports['console']}"
-        keycloak = start_keycloak(state, kc_port, kc_mgmt, console_url, credentials)
+        keycloak = start_keycloak(state, kc_port, kc_mgmt, console_url, credentials, mail)
         assert keycloak.process is not None
         processes["keycloak"] = keycloak.process.pid
+        if send_realm_mail_to(keycloak, mail):
+            _say("the realm kept from an earlier run now sends its e-mails to the mail sink")
         issuer = keycloak.issuer
         for service in SERVICES:
             _say(f"migrating {service}")
@@ -127,6 +139,8 @@ def up() -> int:
             for process in services:
                 if process.process is not None and process.process.poll() is not None:
                     raise RuntimeError(f"service {process.service} exited; see {process.log_file}")
+            if mail.process is not None and mail.process.poll() is not None:
+                raise RuntimeError(f"the mail sink exited; see {mail.log_file}")
     except KeyboardInterrupt:
         stop_all()
         return 0
@@ -178,10 +192,23 @@ def _banner(
     lines += [
         f"  {s:<12} http://localhost:{ports[s]}/schema   (health: /health/ready)" for s in SERVICES if s != "console"
     ]
-    lines += [f"  keycloak     {keycloak_url}/admin/   (realm: socle)", "", "Demo logins (realm socle):"]
+    lines += [
+        f"  keycloak     {keycloak_url}/admin/   (realm: socle)",
+        f"  mail         {_shown(state / 'mail')}/ (development sink)",
+        "",
+        "Demo logins (realm socle):",
+    ]
     lines += [f"  {user:<34} {password:<28} {what}" for user, password, what in logins]
     lines += ["", f"Logs: {state / 'logs'}/<process>.log", ""]
     print("\n".join(lines), flush=True)
+
+
+def _shown(path: Path) -> str:
+    """The path as typed from the current folder when it lies under it (``.socle/mail``)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def down() -> int:

@@ -1,9 +1,10 @@
 """The whole platform as local processes: what ``make up`` runs and the tests reuse.
 
 Order: PostgreSQL (embedded by default, or an existing server given by
-``SOCLE_DATABASE_URL``), the database roles and schemas of every service, Keycloak with the
-realm imported, every service's migrations (as the schema owner), then every service
-(as its application role) under uvicorn. One log file per process under the state folder.
+``SOCLE_DATABASE_URL``), the database roles and schemas of every service, the development
+mail sink, Keycloak with the realm imported (its e-mails sent to the sink), every service's
+migrations (as the schema owner), then every service (as its application role) under
+uvicorn. One log file per process under the state folder.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import httpx
 
 from socle_core.provisioning import ServiceRoles, create_database, provision_service
 from socle_devstack.keycloak import KeycloakServer
+from socle_devstack.mail import MailSink
 from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
 from socle_devstack.processes import http_ok, spawn, stop_group, wait_for
 
@@ -188,12 +190,15 @@ def start_postgres(state_dir: Path, port: int, source: str, durable: bool = True
     return server
 
 
-def keycloak_env(console_url: str, credentials: Credentials) -> dict[str, str]:
+def keycloak_env(console_url: str, credentials: Credentials, mail: MailSink | None = None) -> dict[str, str]:
+    """The realm file's placeholders; without ``mail`` the realm has no SMTP host (tests set their own)."""
     env = {
         "SOCLE_CONSOLE_URL": console_url,
         "SOCLE_CONSOLE_CLIENT_SECRET": credentials["console_client"],
         "SOCLE_PLATFORM_CLIENT_SECRET": credentials["platform_client"],
     }
+    if mail is not None:
+        env.update(mail.keycloak_env())
     discovery = os.environ.get("SOCLE_PROCONNECT_DISCOVERY_URL")
     if discovery:
         env.update(proconnect_env(discovery))
@@ -229,7 +234,12 @@ def proconnect_env(discovery_url: str) -> dict[str, str]:
 
 
 def start_keycloak(
-    state_dir: Path, port: int, management_port: int, console_url: str, credentials: Credentials
+    state_dir: Path,
+    port: int,
+    management_port: int,
+    console_url: str,
+    credentials: Credentials,
+    mail: MailSink | None = None,
 ) -> KeycloakServer:
     server = KeycloakServer(
         instance_dir=state_dir / "keycloak",
@@ -238,7 +248,7 @@ def start_keycloak(
         realm_files=REALM_FILES,
         log_file=state_dir / "logs" / "keycloak.log",
         admin_password=credentials["keycloak_admin"],
-        env=keycloak_env(console_url, credentials),
+        env=keycloak_env(console_url, credentials, mail),
     )
     server.start()
     return server

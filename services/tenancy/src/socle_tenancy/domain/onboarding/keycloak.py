@@ -173,9 +173,40 @@ class KeycloakAdmin:
                 return members
 
     async def delete_organization(self, organization_id: str) -> bool:
-        """Delete the organization (its members' accounts stay); False if it was already gone."""
+        """Delete the organization and the identity providers linked to it; False if it was already gone.
+
+        Keycloak keeps a linked provider (a commune's own IdP) when its organization is
+        deleted: left alone, it would still log people in for a tenant that no longer exists.
+        The members' accounts stay (they may belong to other organizations).
+        """
+        linked = await self._request("GET", f"/organizations/{quote(organization_id)}/identity-providers", ok=(404,))
+        if linked.status_code == 200:
+            for provider in linked.json():
+                alias = str(provider["alias"])
+                await self._request("DELETE", f"/identity-provider/instances/{quote(alias)}", ok=(404,))
+                log.info("keycloak_identity_provider_deleted", alias=alias, organization_id=organization_id)
         response = await self._request("DELETE", f"/organizations/{quote(organization_id)}", ok=(404,))
         return response.status_code != 404
+
+    async def send_invitation(self, user_id: str, actions: list[str], *, lifespan_seconds: int = 7 * 24 * 3600) -> str:
+        """E-mail the user Keycloak's link to complete ``actions``; '' when sent, else why not.
+
+        Best effort: the account and its role exist whether or not the mail leaves (a realm
+        without SMTP answers 500), and an administrator can send it again.
+        """
+        if not actions:
+            return ""
+        try:
+            await self._request(
+                "PUT",
+                f"/users/{quote(user_id)}/execute-actions-email",
+                params={"lifespan": lifespan_seconds},
+                json=actions,
+            )
+        except KeycloakError as exc:
+            log.warning("keycloak_invitation_email_failed", user_id=user_id, error=str(exc))
+            return str(exc)
+        return ""
 
     # -- users -------------------------------------------------------------------------
 

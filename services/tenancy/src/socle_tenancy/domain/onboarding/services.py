@@ -341,11 +341,16 @@ class OnboardingWorkflow:
         assert tenant.keycloak_organization_id
         user = await self._keycloak.ensure_invited_user(tenant.first_admin_email, realm_role=ADMIN_ROLE[tenant.kind])
         await self._keycloak.ensure_member(tenant.keycloak_organization_id, str(user["id"]))
+        required_actions = list(user.get("requiredActions", []))
+        # A retry after a crash may send the e-mail again: a second valid link is harmless.
+        email_error = await self._keycloak.send_invitation(str(user["id"]), required_actions)
         return {
             "user_id": str(user["id"]),
             "email": tenant.first_admin_email,
             "role": ADMIN_ROLE[tenant.kind],
-            "required_actions": list(user.get("requiredActions", [])),
+            "required_actions": required_actions,
+            "invitation_email": "sent" if not email_error else "not sent",
+            **({"invitation_email_error": email_error} if email_error else {}),
         }
 
     async def _default_quotas(self, tenant_id: uuid.UUID, plan: dict[str, Any]) -> dict[str, Any]:
