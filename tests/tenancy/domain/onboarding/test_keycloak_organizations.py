@@ -1,0 +1,71 @@
+"""The onboarding Keycloak client on the real Keycloak: what offboarding and invitations rely on."""
+
+from __future__ import annotations
+
+import uuid
+
+from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+
+
+def _status(kc_admin, path: str) -> int:
+    with kc_admin._client() as client:
+        return client.get(f"{kc_admin.base}{path}").status_code
+
+
+async def test_deleting_an_organization_also_deletes_the_identity_providers_linked_to_it(
+    tenancy_settings, kc_admin
+) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    admin = KeycloakAdmin(tenancy_settings())
+    try:
+        organization = await admin.ensure_organization(
+            tenant_id=str(uuid.uuid4()),
+            alias=f"commune-t{suffix}",
+            name=f"Test {suffix}",
+            domains=[f"{suffix}.example.fr"],
+            description="offboarding test",
+            siren="200000000",
+        )
+        provider = f"idp-{suffix}"
+        issuer = "https://idp.example.fr/realms/mairie"
+        kc_admin.request(
+            "POST",
+            "/identity-provider/instances",
+            json={
+                "alias": provider,
+                "providerId": "oidc",
+                "enabled": True,
+                "config": {
+                    "issuer": issuer,
+                    "authorizationUrl": f"{issuer}/protocol/openid-connect/auth",
+                    "tokenUrl": f"{issuer}/protocol/openid-connect/token",
+                    "clientId": "socle",
+                    "clientSecret": "x",
+                },
+            },
+        )
+        kc_admin.request("POST", f"/organizations/{organization['id']}/identity-providers", json=provider)
+        assert _status(kc_admin, f"/identity-provider/instances/{provider}") == 200
+
+        assert await admin.delete_organization(str(organization["id"])) is True
+        assert _status(kc_admin, f"/identity-provider/instances/{provider}") == 404
+        assert _status(kc_admin, f"/organizations/{organization['id']}") == 404
+        assert await admin.delete_organization(str(organization["id"])) is False  # already gone
+    finally:
+        await admin.aclose()
+
+
+async def test_an_invitation_e_mail_that_cannot_leave_is_reported_not_raised(tenancy_settings, kc_admin) -> None:
+    """The test realm has no SMTP server: the account stays, the step records why no mail left."""
+    admin = KeycloakAdmin(tenancy_settings())
+    try:
+        email = f"first.admin.{uuid.uuid4().hex[:8]}@example.fr"
+        user = await admin.ensure_invited_user(email, realm_role="commune-admin")
+        error = await admin.send_invitation(str(user["id"]), ["UPDATE_PASSWORD"])
+        assert "execute-actions-email" in error
+        assert await admin.send_invitation(str(user["id"]), []) == ""  # nothing to do: nothing sent
+        users = kc_admin.request("GET", "/users", params={"email": email, "exact": "true"}).json()
+        assert [u["id"] for u in users] == [user["id"]]
+        kc_admin.request("DELETE", f"/users/{user['id']}")
+    finally:
+        await admin.aclose()
