@@ -11,22 +11,16 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.auth import Principal
-from socle_identity.config import IdentitySettings
 from socle_identity.domain.organizations.schemas import OrganizationState
 from socle_identity.domain.organizations.services import OrganizationService
+from socle_identity.jobs import require_platform_caller
 from socle_identity.keycloak import KeycloakAdminClient, Organization
-
-#: Realm roles that may suspend, resume or delete an organization (the platform's own client may too).
-ORGANIZATION_ROLES = ("operator",)
 
 
 def provide_platform_caller(request: Request[Principal, Any, Any], state: State) -> str:
     """The operator, or the identity service's own platform client (tenancy's workflows): their subject."""
-    principal = request.user
-    settings: IdentitySettings = state.settings
-    if not (principal.is_service_account and principal.client_id == settings.keycloak_client_id):
-        principal.require_role(*ORGANIZATION_ROLES)
-    return principal.subject
+    require_platform_caller(request.user, state.settings)
+    return request.user.subject
 
 
 def provide_organizations(
