@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
+import pytest
+
+from socle_devstack.processes import free_port
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 
 
@@ -55,8 +59,20 @@ async def test_deleting_an_organization_also_deletes_the_identity_providers_link
         await admin.aclose()
 
 
-async def test_an_invitation_e_mail_that_cannot_leave_is_reported_not_raised(tenancy_settings, kc_admin) -> None:
-    """The test realm has no SMTP server: the account stays, the step records why no mail left."""
+@pytest.fixture
+def unreachable_smtp(kc_admin) -> Iterator[None]:
+    """The realm's mail server points at a closed port (other tests may point it at a live sink)."""
+    previous = kc_admin.request("GET", "").json().get("smtpServer") or {}
+    closed = {"host": "127.0.0.1", "port": str(free_port()), "from": "socle@socle.localhost"}
+    kc_admin.request("PUT", "", json={"smtpServer": closed})
+    yield
+    kc_admin.request("PUT", "", json={"smtpServer": previous})
+
+
+async def test_an_invitation_e_mail_that_cannot_leave_is_reported_not_raised(
+    tenancy_settings, kc_admin, unreachable_smtp
+) -> None:
+    """The account stays, the step records why no mail left."""
     admin = KeycloakAdmin(tenancy_settings())
     try:
         email = f"first.admin.{uuid.uuid4().hex[:8]}@example.fr"
