@@ -7,7 +7,6 @@ back as it was.
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import tempfile
 import threading
@@ -32,7 +31,7 @@ from socle_devstack.processes import free_port
 from socle_identity.app import create_app as create_identity
 from socle_identity.config import IdentitySettings
 from tests.support.apps import settings_kwargs
-from tests.support.keycloak_admin import KeycloakAdmin
+from tests.support.keycloak_admin import KeycloakAdmin, create_user
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -176,28 +175,10 @@ def create_commune(kc_admin: KeycloakAdmin) -> Commune:
 
 
 def create_agent(kc_admin: KeycloakAdmin, role: str, *communes: Commune) -> Agent:
-    username = f"agent-{uuid.uuid4().hex[:8]}"
-    password = f"Pw-{secrets.token_urlsafe(12)}9a"
-    response = kc_admin.request(
-        "POST",
-        "/users",
-        json={
-            "username": username,
-            "enabled": True,
-            "email": f"{username}@example.fr",
-            "emailVerified": True,
-            "firstName": "Camille",
-            "lastName": "Martin",
-            "credentials": [{"type": "password", "value": password, "temporary": False}],
-        },
-    )
-    user_id = response.headers["Location"].rsplit("/", 1)[-1]
-    kc_admin.request(
-        "POST", f"/users/{user_id}/role-mappings/realm", json=[kc_admin.request("GET", f"/roles/{role}").json()]
-    )
+    user = create_user(kc_admin, role)
     for commune in communes:
-        kc_admin.request("POST", f"/organizations/{commune.org_id}/members", json=user_id)
-    return Agent(user_id, username, password, f"{username}@example.fr")
+        kc_admin.request("POST", f"/organizations/{commune.org_id}/members", json=user.id)
+    return Agent(user.id, user.username, user.password, f"{user.username}@example.fr")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import hashlib
 import html
 import re
 import secrets
-import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -15,41 +14,11 @@ import httpx
 import pytest
 
 from socle_devstack.keycloak import KeycloakServer
-from tests.support.keycloak_admin import KeycloakAdmin
+from tests.support.keycloak_admin import KeycloakAdmin, RealmUser, create_user
 
 CONSOLE_CALLBACK = "http://localhost:18100/auth/callback"
 _FORM = re.compile(r"<form[^>]*\baction=\"([^\"]+)\"", re.IGNORECASE)
 _INPUT = re.compile(r"<input[^>]*\bname=\"([^\"]+)\"", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class RealmUser:
-    id: str
-    username: str
-    password: str
-
-
-def create_user(kc_admin: KeycloakAdmin, *roles: str) -> RealmUser:
-    username = f"agent-{uuid.uuid4().hex[:8]}"
-    password = f"Pw-{secrets.token_urlsafe(12)}9a"
-    response = kc_admin.request(
-        "POST",
-        "/users",
-        json={
-            "username": username,
-            "enabled": True,
-            "email": f"{username}@example.fr",
-            "emailVerified": True,
-            "firstName": "Camille",
-            "lastName": "Martin",
-            "credentials": [{"type": "password", "value": password, "temporary": False}],
-        },
-    )
-    user_id = response.headers["Location"].rsplit("/", 1)[-1]
-    if roles:
-        reprs = [kc_admin.request("GET", f"/roles/{r}").json() for r in roles]
-        kc_admin.request("POST", f"/users/{user_id}/role-mappings/realm", json=reprs)
-    return RealmUser(user_id, username, password)
 
 
 @dataclass

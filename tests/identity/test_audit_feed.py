@@ -31,9 +31,8 @@ from socle_identity.config import IdentitySettings
 from socle_identity.domain.audit_feed.services import AuditFeed
 from socle_tenancy.domain.audit.services import verify
 from tests.core.test_app import assert_problem
-from tests.identity.conftest import RealmUser, create_user
 from tests.support.apps import settings_kwargs
-from tests.support.keycloak_admin import ClientCredentials, KeycloakAdmin
+from tests.support.keycloak_admin import ClientCredentials, KeycloakAdmin, RealmUser, create_user
 
 
 @dataclass(frozen=True)

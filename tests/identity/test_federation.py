@@ -82,29 +82,8 @@ def proconnect(kc_admin, keycloak):
 @pytest.fixture(scope="module")
 def relying_party(kc_admin) -> tuple[str, str]:
     """A confidential client of the socle realm standing for the console (code flow, socle-api audience)."""
-    client_id, secret = f"federation-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(24)
-    kc_admin.request(
-        "POST",
-        "/clients",
-        json={
-            "clientId": client_id,
-            "secret": secret,
-            "publicClient": False,
-            "standardFlowEnabled": True,
-            "directAccessGrantsEnabled": False,
-            "redirectUris": [CALLBACK],
-            "attributes": {"pkce.code.challenge.method": "S256"},
-            "protocolMappers": [
-                {
-                    "name": "audience",
-                    "protocol": "openid-connect",
-                    "protocolMapper": "oidc-audience-mapper",
-                    "config": {"included.client.audience": "socle-api", "access.token.claim": "true"},
-                }
-            ],
-        },
-    )
-    return client_id, secret
+    client = kc_admin.create_code_flow_client("federation", CALLBACK)
+    return client.client_id, client.secret
 
 
 @dataclass

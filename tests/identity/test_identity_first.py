@@ -176,30 +176,9 @@ def commune_idp(keycloak) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def relying_party(kc_admin) -> Iterator[tuple[str, str]]:
     """A confidential client of the socle realm standing for the console (code flow, socle-api audience)."""
-    client_id, secret = f"identity-first-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(24)
-    response = kc_admin.request(
-        "POST",
-        "/clients",
-        json={
-            "clientId": client_id,
-            "secret": secret,
-            "publicClient": False,
-            "standardFlowEnabled": True,
-            "directAccessGrantsEnabled": False,
-            "redirectUris": [CALLBACK],
-            "attributes": {"pkce.code.challenge.method": "S256"},
-            "protocolMappers": [
-                {
-                    "name": "audience",
-                    "protocol": "openid-connect",
-                    "protocolMapper": "oidc-audience-mapper",
-                    "config": {"included.client.audience": "socle-api", "access.token.claim": "true"},
-                }
-            ],
-        },
-    )
-    yield client_id, secret
-    kc_admin.request("DELETE", f"/clients/{response.headers['Location'].rsplit('/', 1)[-1]}")
+    client = kc_admin.create_code_flow_client("identity-first", CALLBACK)
+    yield client.client_id, client.secret
+    kc_admin.request("DELETE", f"/clients/{client.internal_id}")
 
 
 @dataclass

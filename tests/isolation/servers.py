@@ -8,44 +8,25 @@ Keycloak of the test session.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar
 
 from socle_devstack.keycloak import KeycloakServer
-from socle_devstack.processes import free_port
 from socle_devstack.stack import SERVICES, Credentials, Database
-from tests.support.apps import settings_kwargs
+from tests.support.apps import served, settings_kwargs
 from tests.tenancy.conftest import DEMO_SIREN, demo_commune
 
 #: Three communes of the demo EPCI (tenants/demo/cc-pays-de-sommieres.json).
 DEMO_COMMUNES = ("30321", "30062", "30091")
 
 
-@contextmanager
-def serve(app: Litestar) -> Iterator[str]:
-    """Serve an app on a free local port (lifespan included); yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"the app did not start on port {port}")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+#: Serve an app on a free local port (lifespan included); yields its base URL.
+serve = served
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -98,6 +99,32 @@ class KeycloakAdmin:
             self.request("POST", f"/users/{user['id']}/role-mappings/realm", json=reprs)
         return ClientCredentials(client_id, secret, internal_id)
 
+    def create_code_flow_client(self, prefix: str, redirect_uri: str) -> ClientCredentials:
+        """A confidential code-flow client (PKCE S256, ``socle-api`` audience): a relying party like the console."""
+        client_id, secret = f"{prefix}-{uuid.uuid4().hex[:8]}", secrets.token_urlsafe(24)
+        response = self.request(
+            "POST",
+            "/clients",
+            json={
+                "clientId": client_id,
+                "secret": secret,
+                "publicClient": False,
+                "standardFlowEnabled": True,
+                "directAccessGrantsEnabled": False,
+                "redirectUris": [redirect_uri],
+                "attributes": {"pkce.code.challenge.method": "S256"},
+                "protocolMappers": [
+                    {
+                        "name": "audience",
+                        "protocol": "openid-connect",
+                        "protocolMapper": "oidc-audience-mapper",
+                        "config": {"included.client.audience": "socle-api", "access.token.claim": "true"},
+                    }
+                ],
+            },
+        )
+        return ClientCredentials(client_id, secret, response.headers["Location"].rsplit("/", 1)[-1])
+
     def token(self, client: ClientCredentials, **extra: str) -> dict[str, Any]:
         response = httpx.post(
             f"{self.server.issuer}/protocol/openid-connect/token",
@@ -137,3 +164,34 @@ class KeycloakAdmin:
         component_id = response.headers["Location"].rsplit("/", 1)[-1]
         keys = self.request("GET", "/keys").json()["keys"]
         return str(next(k["kid"] for k in keys if k.get("providerId") == component_id))
+
+
+@dataclass(frozen=True)
+class RealmUser:
+    id: str
+    username: str
+    password: str
+
+
+def create_user(kc_admin: KeycloakAdmin, *roles: str) -> RealmUser:
+    """A realm user with a password and these realm roles (e-mail verified, no required action)."""
+    username = f"agent-{uuid.uuid4().hex[:8]}"
+    password = f"Pw-{secrets.token_urlsafe(12)}9a"
+    response = kc_admin.request(
+        "POST",
+        "/users",
+        json={
+            "username": username,
+            "enabled": True,
+            "email": f"{username}@example.fr",
+            "emailVerified": True,
+            "firstName": "Camille",
+            "lastName": "Martin",
+            "credentials": [{"type": "password", "value": password, "temporary": False}],
+        },
+    )
+    user_id = response.headers["Location"].rsplit("/", 1)[-1]
+    if roles:
+        reprs = [kc_admin.request("GET", f"/roles/{r}").json() for r in roles]
+        kc_admin.request("POST", f"/users/{user_id}/role-mappings/realm", json=reprs)
+    return RealmUser(user_id, username, password)

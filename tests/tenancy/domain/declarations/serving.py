@@ -5,34 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-import uvicorn
-from litestar import Litestar
-
-from socle_devstack.processes import free_port
 from socle_devstack.stack import REPO_ROOT
+from tests.support.apps import served
 
-
-@contextmanager
-def serve(app: Litestar) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the tenancy app did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+#: The tenancy app served over HTTP (the shared helper, under the name these tests use).
+serve = served
 
 
 def socle_tenants(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
