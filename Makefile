@@ -4,10 +4,10 @@ SHELL := /bin/bash
 UV := uv
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help install up down test lint format test-only helm-lint helm-generate clean tenants-apply
+.PHONY: help install up down test lint format test-only bench-up helm-lint helm-generate clean tenants-apply
 
 help: ## List every target with what it does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## Install uv and every Python dependency of the workspace (uv sync, locked)
 	@infra/scripts/ensure-uv.sh
@@ -40,6 +40,9 @@ test: install ## Install what the tests need, then lint and run the whole suite 
 
 test-only: install ## Run pytest only (pass ARGS="-k ..." to select)
 	@$(UV) run --frozen pytest $(ARGS)
+
+bench-up: install ## Benchmark: time for `make up` to reach ready (cold and warm) against the 90 s target
+	@$(UV) run --frozen python tests/bench/bench_up.py
 
 helm-lint: ## Lint the Helm chart with every ci/*-values.yaml (installs the pinned Helm)
 	@helm="$$(infra/scripts/install-helm.sh | tail -n 1)" && for f in helm/socle/ci/*-values.yaml; do "$$helm" lint --strict helm/socle --values "$$f" || exit 1; done

@@ -1,8 +1,9 @@
 """Real servers for the whole suite, started once per session on free ports.
 
 PostgreSQL comes from Debian's package when installed (CI), else from the embedded wheel;
-Keycloak from its Maven Central distribution. Nothing here is mocked: databases are built
-by running every service's migrations, tokens are issued by the real Keycloak.
+Keycloak from its Maven Central distribution; the MQTT broker is Debian's mosquitto. Nothing
+here is mocked: databases are built by running every service's migrations, tokens are issued
+by the real Keycloak.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 
 from socle_core.migrations import upgrade
 from socle_devstack.keycloak import KeycloakServer
+from socle_devstack.mqtt import MqttBroker
 from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
 from socle_devstack.processes import free_port
 from socle_devstack.stack import (
@@ -86,6 +88,15 @@ def keycloak(state_dir: Path, credentials: Credentials) -> Iterator[KeycloakServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(state_dir: Path) -> Iterator[MqttBroker]:
+    """Debian's mosquitto on a free port, started the first time a test asks for it."""
+    broker = MqttBroker(state_dir / "mqtt", free_port(), state_dir / "logs" / "mosquitto.log")
+    broker.start()
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import smtplib
 import subprocess
 import sys
@@ -217,3 +218,51 @@ def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) ->
     time.sleep(1)
     assert _processes_mentioning(str(scratch_state)) == []
     assert not (scratch_state / "pids.json").exists()
+    restart_with_make_up_then_ctrl_c(env, ports, scratch_state)
+
+
+def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int], state: Path) -> None:
+    """``make up`` again on the state left behind keeps the data; Ctrl-C stops everything.
+
+    Ctrl-C in a terminal sends SIGINT to the whole foreground process group (make, uv and the
+    supervisor): the test starts ``make up`` in a group of its own and signals that group.
+    """
+    up = subprocess.Popen(
+        ["make", "--no-print-directory", "up"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output: list[str] = []
+    try:
+        deadline = time.monotonic() + 240
+        assert up.stdout is not None
+        for line in up.stdout:
+            output.append(line)
+            if line.startswith("Logs:") or time.monotonic() > deadline:
+                break
+        banner = "".join(output)
+        assert "Socle is ready" in banner, banner
+        # The database cluster, the realm and the demo EPCI were kept.
+        assert "demo EPCI (tenants/demo/cc-pays-de-sommieres.json) already applied: nothing to do" in banner
+        assert "starting PostgreSQL" in banner
+        assert httpx.get(f"http://127.0.0.1:{ports['tenancy']}/health/ready", timeout=10).status_code == 200
+        os.killpg(up.pid, signal.SIGINT)
+        rest, _ = up.communicate(timeout=120)
+    finally:
+        if up.poll() is None:
+            subprocess.run(
+                [sys.executable, "-m", "socle_devstack.cli", "down"], env=env, cwd=REPO_ROOT, timeout=120, check=False
+            )
+            up.kill()
+            up.wait(timeout=30)
+    assert "[socle] stopped" in rest, banner + rest
+    time.sleep(1)
+    assert _processes_mentioning(str(state)) == []
+    assert not (state / "pids.json").exists()
+    for port in ports.values():
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)

@@ -70,6 +70,10 @@ def up() -> int:
     mail = MailSink(state / "mail", smtp_port, state / "logs" / "mail.log")
 
     def stop_all(*_: object) -> None:
+        # Ctrl-C reaches make, uv and this process at once, and uv passes its own SIGINT on:
+        # a second signal must not cut the orderly stop short and leave servers behind.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
         _say("stopping...")
         for service in services:
             service.stop()

@@ -24,7 +24,7 @@ DEMO_USERS = (
 
 
 def seed_demo(keycloak: KeycloakServer, credentials: Credentials) -> list[tuple[str, str, str]]:
-    """Create (or reset) the demo users; return (login, password, what) for the banner."""
+    """Create the demo users (kept ones are left as they are); return (login, password, what) for the banner."""
     password = "Demo-" + credentials["keycloak_admin"][-10:].replace("-", "x") + "9a"
     headers = {"Authorization": f"Bearer {keycloak.admin_token()}"}
     base = f"{keycloak.url}/admin/realms/{REALM}"
@@ -33,6 +33,8 @@ def seed_demo(keycloak: KeycloakServer, credentials: Credentials) -> list[tuple[
         for email, first, last, role, what in DEMO_USERS:
             found = client.get(f"{base}/users", params={"email": email, "exact": "true"}).json()
             if found:
+                # Kept from an earlier start with the same password (it derives from the kept
+                # secrets.json); setting it again would break the realm's passwordHistory policy.
                 user_id = found[0]["id"]
             else:
                 created = client.post(
@@ -48,10 +50,10 @@ def seed_demo(keycloak: KeycloakServer, credentials: Credentials) -> list[tuple[
                 )
                 created.raise_for_status()
                 user_id = created.headers["Location"].rsplit("/", 1)[-1]
-            client.put(
-                f"{base}/users/{user_id}/reset-password",
-                json={"type": "password", "value": password, "temporary": False},
-            ).raise_for_status()
+                client.put(
+                    f"{base}/users/{user_id}/reset-password",
+                    json={"type": "password", "value": password, "temporary": False},
+                ).raise_for_status()
             role_repr = client.get(f"{base}/roles/{role}").json()
             client.post(f"{base}/users/{user_id}/role-mappings/realm", json=[role_repr]).raise_for_status()
             logins.append((email, password, what))
