@@ -24,7 +24,8 @@ tenants-apply: install ## Apply a tenant declaration to the platform of `make up
 	@SOCLE_TENANTS_CLIENT_SECRET="$${SOCLE_TENANTS_CLIENT_SECRET:-$$(python3 -c 'import json; print(json.load(open(".socle/secrets.json"))["platform_client"])')}" \
 	  $(UV) run --frozen socle-tenants apply "$(FILE)" --issuer "$${SOCLE_TENANTS_ISSUER:-http://127.0.0.1:8180/realms/socle}" $(ARGS)
 
-lint: install ## ruff (lint + format check) and mypy (strict for the core)
+lint: install ## uv.lock up to date, ruff (lint + format check) and mypy (strict for the core)
+	@$(UV) lock --check --quiet || { echo "[socle] uv.lock does not match the pyproject files: run uv lock" >&2; exit 1; }
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 	@$(UV) run --frozen mypy

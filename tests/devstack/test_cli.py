@@ -8,6 +8,7 @@ behind.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -22,9 +23,11 @@ from email import policy as email_policy
 from email.message import EmailMessage
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
+from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
 from socle_devstack.processes import free_port
 from socle_devstack.stack import REPO_ROOT, SERVICES
 
@@ -171,38 +174,50 @@ def scratch_state():
     shutil.rmtree(state, ignore_errors=True)
 
 
-def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) -> None:
-    ports = {s: free_port() for s in SERVICES}
+def stack_env(state: Path, ports: dict[str, int], **extra: str) -> dict[str, str]:
+    """The environment of a stack on free ports and a scratch state folder, nothing of the shell's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOCLE_")}
     env.update({f"SOCLE_{s.upper()}_PORT": str(p) for s, p in ports.items()})
     env.update(
         {
-            "SOCLE_STATE_DIR": str(scratch_state),
+            "SOCLE_STATE_DIR": str(state),
             "SOCLE_POSTGRES_PORT": str(free_port()),
             "SOCLE_KEYCLOAK_PORT": str(free_port()),
             "SOCLE_KEYCLOAK_MANAGEMENT_PORT": str(free_port()),
             "SOCLE_SMTP_PORT": str(free_port()),
+            **extra,
         }
     )
+    return env
+
+
+def read_banner(up: subprocess.Popen[str], timeout: float = 240) -> str:
+    """What ``up`` prints until its banner's last line (or its exit, or the timeout)."""
+    output: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert up.stdout is not None
+    for line in up.stdout:
+        output.append(line)
+        if line.startswith("Logs:") or time.monotonic() > deadline:
+            break
+    return "".join(output)
+
+
+def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) -> None:
+    ports = {s: free_port() for s in SERVICES}
+    env = stack_env(scratch_state, ports)
     command = [sys.executable, "-m", "socle_devstack.cli"]
     up = subprocess.Popen(
         [*command, "up"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    output: list[str] = []
     try:
-        deadline = time.monotonic() + 240
-        assert up.stdout is not None
-        for line in up.stdout:
-            output.append(line)
-            if line.startswith("Logs:") or time.monotonic() > deadline:
-                break
-        assert any("Socle is ready" in line for line in output), "".join(output)
+        banner = read_banner(up)
+        assert "Socle is ready" in banner, banner
         for service, port in ports.items():
             response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
             assert response.status_code == 200, f"{service}: {response.text}"
         issuer = f"http://127.0.0.1:{env['SOCLE_KEYCLOAK_PORT']}/realms/socle"
         assert httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()["issuer"] == issuer
-        banner = "".join(output)
         assert "Demo logins" in banner
         assert f"http://localhost:{ports['console']}/" in banner
         assert "demo EPCI applied from tenants/demo/cc-pays-de-sommieres.json" in banner
@@ -236,15 +251,8 @@ def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int],
         text=True,
         start_new_session=True,
     )
-    output: list[str] = []
     try:
-        deadline = time.monotonic() + 240
-        assert up.stdout is not None
-        for line in up.stdout:
-            output.append(line)
-            if line.startswith("Logs:") or time.monotonic() > deadline:
-                break
-        banner = "".join(output)
+        banner = read_banner(up)
         assert "Socle is ready" in banner, banner
         # The database cluster, the realm and the demo EPCI were kept.
         assert "demo EPCI (tenants/demo/cc-pays-de-sommieres.json) already applied: nothing to do" in banner
@@ -266,3 +274,51 @@ def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int],
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+
+
+def test_up_on_an_existing_postgresql_server_leaves_that_server_running(scratch_state: Path) -> None:
+    """``SOCLE_DATABASE_URL`` set: no embedded server; the stack provisions the server it is given."""
+    server = PostgresServer(
+        scratch_state / "existing-pg",
+        free_port(),
+        debian_bin_dir() or embedded_bin_dir(),
+        scratch_state / "existing-pg.log",
+        durable=False,
+    )
+    server.start()
+    try:
+        ports = {s: free_port() for s in SERVICES}
+        env = stack_env(scratch_state / "state", ports, SOCLE_DATABASE_URL=server.admin_dsn)
+        command = [sys.executable, "-m", "socle_devstack.cli"]
+        up = subprocess.Popen(
+            [*command, "up"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            banner = read_banner(up)
+            assert "Socle is ready" in banner, banner
+            assert f"using the existing PostgreSQL at 127.0.0.1:{server.port}" in banner
+            assert "starting PostgreSQL" not in banner
+            assert not (scratch_state / "state" / "postgres").exists()
+            for service, port in ports.items():
+                response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
+                assert response.status_code == 200, f"{service}: {response.text}"
+        finally:
+            down = subprocess.run(
+                [*command, "down"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+            )
+            up.wait(timeout=60)
+        assert down.returncode == 0, down.stdout + down.stderr
+        # The server it was given is not the stack's to stop; it now holds Socle's database.
+        schemas = asyncio.run(_schemas(server.admin_dsn))
+        assert set(SERVICES) <= schemas
+        assert _processes_mentioning(str(scratch_state / "state")) == []
+    finally:
+        server.stop()
+
+
+async def _schemas(admin_dsn: str) -> set[str]:
+    connection = await asyncpg.connect(admin_dsn.rsplit("/", 1)[0] + "/socle")
+    try:
+        return {row["nspname"] for row in await connection.fetch("SELECT nspname FROM pg_namespace")}
+    finally:
+        await connection.close()

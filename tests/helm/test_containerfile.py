@@ -1,17 +1,25 @@
 """The services' container build file agrees with the workspace and the Helm chart.
 
-No container engine runs here, so the build itself is not exercised: these checks hold the
-file to what the images must be (pinned bases, every workspace manifest copied, one entry
-per service, unprivileged, port 8000) and to what the chart expects of them.
+No container engine runs here: these checks hold the file to what the images must be (pinned
+bases, every workspace manifest copied, one entry per service, unprivileged, port 8000) and to
+what the chart expects of them, and run its build stage's steps for every service.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import glob
+import json
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +119,142 @@ def test_ignore_file_keeps_the_context_small() -> None:
         if not member.startswith("services/"):
             assert f"!{member}/pyproject.toml" in ignore, member
     assert "**/.venv" in ignore
+
+
+# --- The build stage, run here -------------------------------------------------------------
+# No container engine runs on this machine, but the build stage is only file copies and uv
+# commands: the steps below are read from the Containerfile and run in a scratch folder (the
+# context filtered by the ignore file, the venv at a scratch path, this interpreter standing in
+# for the base image's), so a service whose runtime dependencies are not all declared fails here
+# instead of in the cluster.
+
+
+def _context_files() -> list[Path]:
+    """The repository files the ignore file lets into the build context."""
+    patterns = [
+        line.strip()
+        for line in (CONTAINERFILE.parent / "Containerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    kept = []
+    for name in listed:
+        included = False
+        for pattern in patterns:
+            negated = pattern.startswith("!")
+            body = pattern.removeprefix("!").rstrip("/")
+            if _matches(name, body):
+                included = negated
+        if included and (ROOT / name).is_file():
+            kept.append(Path(name))
+    return kept
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """Docker's ignore matching, enough for this file: ``**/x``, ``*``, a path or a folder prefix."""
+    if pattern.startswith("**/"):
+        rest = pattern[3:]
+        parts = name.split("/")
+        return any(fnmatch.fnmatch("/".join(parts[i : i + 1]), rest) for i in range(len(parts)))
+    return fnmatch.fnmatch(name, pattern) or name.startswith(pattern + "/")
+
+
+def _build_stage(service: str, scratch: Path) -> tuple[Path, list[str]]:
+    """Run the build stage's instructions for ``service``; return the venv and what ran."""
+    context = scratch / "context"
+    for name in _context_files():
+        (context / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, context / name)
+    stage = TEXT[TEXT.index("AS build") : TEXT.index("AS runtime")]
+    stage_lines = [
+        line.strip()
+        for line in re.sub(r"\\\n", " ", stage).splitlines()[1:]
+        if line.strip() and not line.lstrip().startswith("#")
+    ][:-1]  # the last line is the runtime stage's FROM
+    venv = scratch / "app" / ".venv"
+    args = {"SERVICE": service}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL_ENV"))}
+    workdir = scratch
+    ran = []
+    for line in stage_lines:
+        instruction, _, rest = line.partition(" ")
+        expand = lambda text: re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], text)  # noqa: E731
+        if instruction == "ARG":
+            name, _, default = rest.partition("=")
+            args.setdefault(name, default)
+        elif instruction == "ENV":
+            for key, value in shlex_pairs(rest):
+                env[key] = value
+            env["UV_PYTHON"] = sys.executable  # the base image's python3.11
+            env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+        elif instruction == "WORKDIR":
+            workdir = scratch / rest.lstrip("/")
+            workdir.mkdir(parents=True, exist_ok=True)
+        elif instruction == "COPY" and rest.startswith("--from=uv "):
+            continue  # the uv binary: this machine's uv stands in for the pinned image's
+        elif instruction == "COPY":
+            *sources, target = expand(rest).split()
+            for source in sources:
+                destination = workdir / target
+                if (context / source).is_dir():
+                    shutil.copytree(context / source, destination, dirs_exist_ok=True)
+                else:
+                    destination = destination / Path(source).name if target.endswith("/") else destination
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(context / source, destination)
+        elif instruction == "RUN":
+            command = re.sub(r"--mount=\S+\s+", "", rest).replace("/app/.venv", str(venv))
+            env_for_run = {**env, **args, "PATH": f"{Path(shutil.which('uv') or 'uv').parent}:{env['PATH']}"}
+            result = subprocess.run(
+                ["bash", "-c", command], cwd=workdir, env=env_for_run, capture_output=True, text=True
+            )
+            assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+            ran.append(command)
+        else:
+            raise AssertionError(f"the build stage uses an instruction this test does not run: {line}")
+    return venv, ran
+
+
+def shlex_pairs(text: str) -> list[tuple[str, str]]:
+    return [tuple(pair.split("=", 1)) for pair in shlex.split(text)]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("service", ["tenancy", "identity", "ingestion", "timeseries", "billing", "console"])
+def test_the_build_stage_gives_a_venv_that_imports_every_module_without_dev_tools(service, tmp_path) -> None:
+    venv, ran = _build_stage(service, tmp_path)
+    assert sum("uv sync" in command for command in ran) == 2
+    check = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib, json, pkgutil, sys\n"
+            f"import socle_{service} as package\n"
+            "names = [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + '.')\n"
+            "         if not m.name.endswith('__main__')]\n"
+            "for name in names: importlib.import_module(name)\n"
+            "print(json.dumps({'modules': len(names), 'files': package.__file__}))\n",
+        ],
+        cwd=tmp_path,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
+    report = json.loads(check.stdout)
+    assert report["modules"] >= 3
+    # Installed as a regular package into the venv, not an editable link to the sources.
+    assert report["files"].startswith(str(venv))
+    installed = {p.name.split("-")[0].lower() for p in (venv / "lib").glob("python3.*/site-packages/*.dist-info")}
+    assert {"litestar", "sqlalchemy", "asyncpg", "socle_core", f"socle_{service}"} <= installed
+    assert not installed & {"pytest", "ruff", "mypy", "selenium", "socle_devstack"}
+
+
+def test_the_build_refuses_an_unknown_service(tmp_path) -> None:
+    with pytest.raises(AssertionError, match="SERVICE must be one of tenancy identity"):
+        _build_stage("parking", tmp_path)
