@@ -14,6 +14,7 @@ install: ## Install uv and every Python dependency of the workspace (uv sync, lo
 	@$(UV) sync --frozen --quiet
 
 up: install ## Run the whole platform locally with a demo EPCI (Ctrl-C or `make down` stops it)
+	@infra/scripts/ensure-system-packages.sh up
 	@$(UV) run --frozen socle-stack up
 
 down: ## Stop a platform started by `make up`
@@ -35,7 +36,7 @@ format: install ## Apply ruff's formatting and safe fixes
 	@$(UV) run --frozen ruff check --fix .
 
 test: install ## Install what the tests need, then lint and run the whole suite on real servers
-	@infra/scripts/ensure-system-packages.sh
+	@infra/scripts/ensure-system-packages.sh test
 	@$(MAKE) --no-print-directory lint
 	@$(UV) run --frozen pytest; status=$$?; if [ $$status -eq 5 ]; then echo "[socle] pytest collected no test: failing" >&2; exit 1; fi; exit $$status
 

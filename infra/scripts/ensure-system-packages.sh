@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite runs for real, when they are missing:
-# PostgreSQL server, mosquitto (MQTT broker), a JDK and Maven (Keycloak), Chromium (browser tests).
+# Install the Debian packages Socle runs for real, when they are missing.
+#   ensure-system-packages.sh up    what `make up` needs: a JDK and Maven (Keycloak and its
+#                                   provider); PostgreSQL is the pip-installed embedded server
+#   ensure-system-packages.sh test  (default) what the suite needs as well: PostgreSQL server,
+#                                   mosquitto (MQTT broker), Chromium (browser tests)
 set -euo pipefail
+profile="${1:-test}"
+case "$profile" in up|test) ;; *) echo "usage: $0 [up|test]" >&2; exit 2 ;; esac
 need=()
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+java_major() { java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p'; }
+major="$(command -v java >/dev/null 2>&1 && java_major || true)"
+[ "${major:-0}" -ge 17 ] 2>/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
-command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+if [ "$profile" = test ]; then
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+  command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium chromium-driver)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "[socle] installing Debian packages: ${need[*]}" >&2
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
