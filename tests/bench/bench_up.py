@@ -21,10 +21,7 @@ their ratio to the baseline, and exits 1 when a start exceeds the target.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +29,7 @@ from pathlib import Path
 
 from socle_devstack.keycloak import ensure_distribution, require_java
 from socle_devstack.processes import free_port, http_ok, spawn, stop_group, wait_for
-from socle_devstack.stack import REPO_ROOT, SERVICES
+from socle_devstack.scratch import free_service_ports, running_stack, scratch_env
 
 TARGET_SECONDS = 90.0
 
@@ -71,46 +68,18 @@ def baseline_keycloak(scratch: Path) -> float:
 
 def stack_start(state: Path, label: str) -> tuple[float, list[tuple[float, str]]]:
     """Seconds from ``socle-stack up`` to its ready banner, with the time of each of its lines."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCLE_")}
-    env.update({f"SOCLE_{s.upper()}_PORT": str(free_port()) for s in SERVICES})
-    env.update(
-        {
-            "SOCLE_STATE_DIR": str(state),
-            "SOCLE_POSTGRES_PORT": str(free_port()),
-            "SOCLE_KEYCLOAK_PORT": str(free_port()),
-            "SOCLE_KEYCLOAK_MANAGEMENT_PORT": str(free_port()),
-            "SOCLE_SMTP_PORT": str(free_port()),
-        }
-    )
-    command = [sys.executable, "-m", "socle_devstack.cli"]
-    started = time.monotonic()
-    up = subprocess.Popen(
-        [*command, "up"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
     phases: list[tuple[float, str]] = []
-    ready = None
-    try:
-        assert up.stdout is not None
-        for line in up.stdout:
-            at = time.monotonic() - started
-            if line.startswith("[socle]"):
-                phases.append((at, line.removeprefix("[socle] ").strip()))
-                print(f"  {label} {at:6.1f} s  {phases[-1][1]}", flush=True)
-            if line.startswith("Socle is ready"):
-                ready = at
-                break
-            if at > 600:
-                break
-    finally:
-        subprocess.run([*command, "down"], env=env, cwd=REPO_ROOT, capture_output=True, timeout=180)
-        try:
-            up.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.kill(up.pid, signal.SIGKILL)
-    if ready is None:
-        tail = (state / "logs").glob("*.log")
-        raise SystemExit(f"{label} start never reached ready; logs: {', '.join(map(str, tail))}")
-    return ready, phases
+
+    def phase(at: float, line: str) -> None:
+        if line.startswith("[socle]"):
+            phases.append((at, line.removeprefix("[socle] ").strip()))
+            print(f"  {label} {at:6.1f} s  {phases[-1][1]}", flush=True)
+
+    with running_stack(scratch_env(state, free_service_ports()), timeout=600, on_line=phase) as stack:
+        pass
+    if stack.ready_after is None:
+        raise SystemExit(f"the {label} start never reached ready:\n{stack.banner}\nlogs: {state / 'logs'}")
+    return stack.ready_after, phases
 
 
 def main() -> int:

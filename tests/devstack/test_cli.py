@@ -29,6 +29,7 @@ import pytest
 
 from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
 from socle_devstack.processes import free_port
+from socle_devstack.scratch import free_service_ports, read_until_ready, running_stack, scratch_env
 from socle_devstack.stack import REPO_ROOT, SERVICES
 
 
@@ -174,44 +175,11 @@ def scratch_state():
     shutil.rmtree(state, ignore_errors=True)
 
 
-def stack_env(state: Path, ports: dict[str, int], **extra: str) -> dict[str, str]:
-    """The environment of a stack on free ports and a scratch state folder, nothing of the shell's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCLE_")}
-    env.update({f"SOCLE_{s.upper()}_PORT": str(p) for s, p in ports.items()})
-    env.update(
-        {
-            "SOCLE_STATE_DIR": str(state),
-            "SOCLE_POSTGRES_PORT": str(free_port()),
-            "SOCLE_KEYCLOAK_PORT": str(free_port()),
-            "SOCLE_KEYCLOAK_MANAGEMENT_PORT": str(free_port()),
-            "SOCLE_SMTP_PORT": str(free_port()),
-            **extra,
-        }
-    )
-    return env
-
-
-def read_banner(up: subprocess.Popen[str], timeout: float = 240) -> str:
-    """What ``up`` prints until its banner's last line (or its exit, or the timeout)."""
-    output: list[str] = []
-    deadline = time.monotonic() + timeout
-    assert up.stdout is not None
-    for line in up.stdout:
-        output.append(line)
-        if line.startswith("Logs:") or time.monotonic() > deadline:
-            break
-    return "".join(output)
-
-
 def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) -> None:
-    ports = {s: free_port() for s in SERVICES}
-    env = stack_env(scratch_state, ports)
-    command = [sys.executable, "-m", "socle_devstack.cli"]
-    up = subprocess.Popen(
-        [*command, "up"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    try:
-        banner = read_banner(up)
+    ports = free_service_ports()
+    env = scratch_env(scratch_state, ports)
+    with running_stack(env) as stack:
+        banner = stack.banner
         assert "Socle is ready" in banner, banner
         for service, port in ports.items():
             response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
@@ -225,11 +193,10 @@ def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) ->
         assert "now sends its e-mails to the mail sink" not in banner
         check_mail(scratch_state, f"http://127.0.0.1:{env['SOCLE_KEYCLOAK_PORT']}", int(env["SOCLE_SMTP_PORT"]))
         check_demo_epci(scratch_state, issuer, f"http://127.0.0.1:{ports['tenancy']}")
-    finally:
-        down = subprocess.run([*command, "down"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-        up.wait(timeout=60)
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert up.returncode == 0
+    assert stack.down is not None
+    assert stack.down.returncode == 0, stack.down.stdout + stack.down.stderr
+    assert stack.up is not None
+    assert stack.up.returncode == 0
     time.sleep(1)
     assert _processes_mentioning(str(scratch_state)) == []
     assert not (scratch_state / "pids.json").exists()
@@ -252,7 +219,7 @@ def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int],
         start_new_session=True,
     )
     try:
-        banner = read_banner(up)
+        banner, _ = read_until_ready(up)
         assert "Socle is ready" in banner, banner
         # The database cluster, the realm and the demo EPCI were kept.
         assert "demo EPCI (tenants/demo/cc-pays-de-sommieres.json) already applied: nothing to do" in banner
@@ -287,27 +254,18 @@ def test_up_on_an_existing_postgresql_server_leaves_that_server_running(scratch_
     )
     server.start()
     try:
-        ports = {s: free_port() for s in SERVICES}
-        env = stack_env(scratch_state / "state", ports, SOCLE_DATABASE_URL=server.admin_dsn)
-        command = [sys.executable, "-m", "socle_devstack.cli"]
-        up = subprocess.Popen(
-            [*command, "up"], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        try:
-            banner = read_banner(up)
-            assert "Socle is ready" in banner, banner
-            assert f"using the existing PostgreSQL at 127.0.0.1:{server.port}" in banner
-            assert "starting PostgreSQL" not in banner
+        ports = free_service_ports()
+        env = scratch_env(scratch_state / "state", ports, SOCLE_DATABASE_URL=server.admin_dsn)
+        with running_stack(env) as stack:
+            assert "Socle is ready" in stack.banner, stack.banner
+            assert f"using the existing PostgreSQL at 127.0.0.1:{server.port}" in stack.banner
+            assert "starting PostgreSQL" not in stack.banner
             assert not (scratch_state / "state" / "postgres").exists()
             for service, port in ports.items():
                 response = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=10)
                 assert response.status_code == 200, f"{service}: {response.text}"
-        finally:
-            down = subprocess.run(
-                [*command, "down"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-            )
-            up.wait(timeout=60)
-        assert down.returncode == 0, down.stdout + down.stderr
+        assert stack.down is not None
+        assert stack.down.returncode == 0, stack.down.stdout + stack.down.stderr
         # The server it was given is not the stack's to stop; it now holds Socle's database.
         schemas = asyncio.run(_schemas(server.admin_dsn))
         assert set(SERVICES) <= schemas
