@@ -208,7 +208,12 @@ def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int],
 
     Ctrl-C in a terminal sends SIGINT to the whole foreground process group (make, uv and the
     supervisor): the test starts ``make up`` in a group of its own and signals that group.
+    The instance's record of the realm file it imported is made to differ from the file, as after
+    a checkout that changed the realm: the start warns that the kept realm is the old one.
     """
+    imported = state / "keycloak" / "imported-realms.sha256"
+    assert len(imported.read_text().strip()) == 64
+    imported.write_text("0" * 64 + "\n")
     up = subprocess.Popen(
         ["make", "--no-print-directory", "up"],
         env=env,
@@ -224,6 +229,7 @@ def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int],
         # The database cluster, the realm and the demo EPCI were kept.
         assert "demo EPCI (tenants/demo/cc-pays-de-sommieres.json) already applied: nothing to do" in banner
         assert "starting PostgreSQL" in banner
+        assert "warning: infra/keycloak/socle-realm.json changed since this Keycloak instance imported it" in banner
         assert httpx.get(f"http://127.0.0.1:{ports['tenancy']}/health/ready", timeout=10).status_code == 200
         os.killpg(up.pid, signal.SIGINT)
         rest, _ = up.communicate(timeout=120)

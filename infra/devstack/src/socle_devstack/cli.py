@@ -108,6 +108,12 @@ def up() -> int:
         keycloak = start_keycloak(state, kc_port, kc_mgmt, console_url, credentials, mail)
         assert keycloak.process is not None
         processes["keycloak"] = keycloak.process.pid
+        if keycloak.realm_outdated:
+            _say(
+                f"warning: {', '.join(str(f.relative_to(REPO_ROOT)) for f in keycloak.realm_files)} changed since "
+                f"this Keycloak instance imported it; the realm in {state / 'keycloak'} is the old one "
+                "(`make down && make clean && make up` starts over with the new one)"
+            )
         if send_realm_mail_to(keycloak, mail):
             _say("the realm kept from an earlier run now sends its e-mails to the mail sink")
         issuer = keycloak.issuer

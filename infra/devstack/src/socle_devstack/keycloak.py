@@ -147,6 +147,15 @@ class KeycloakServer:
     env: dict[str, str] = field(default_factory=dict)
     providers: list[Path] = field(default_factory=provider_projects)
     process: subprocess.Popen[bytes] | None = None
+    #: True when the realm files changed since this instance imported them: Keycloak imports a
+    #: realm only into an instance that does not have it yet, so the running realm is the old one.
+    realm_outdated: bool = False
+
+    def realm_files_digest(self) -> str:
+        digest = hashlib.sha256()
+        for realm_file in sorted(self.realm_files):
+            digest.update(realm_file.name.encode() + b"\0" + realm_file.read_bytes() + b"\0")
+        return digest.hexdigest()
 
     @property
     def url(self) -> str:
@@ -160,9 +169,13 @@ class KeycloakServer:
         require_java()
         distribution = ensure_distribution()
         home = self.instance_dir / "keycloak"
+        imported = self.instance_dir / "imported-realms.sha256"
         if not (home / "bin" / "kc.sh").exists():
             self.instance_dir.mkdir(parents=True, exist_ok=True)
             shutil.copytree(distribution, home, symlinks=True)
+            imported.write_text(self.realm_files_digest() + "\n")
+        elif imported.exists():
+            self.realm_outdated = imported.read_text().strip() != self.realm_files_digest()
         install_providers(home, self.providers)
         import_dir = home / "data" / "import"
         import_dir.mkdir(parents=True, exist_ok=True)
