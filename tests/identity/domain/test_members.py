@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import email as email_parser
 import uuid
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
@@ -13,7 +15,7 @@ from socle_identity.config import IdentitySettings
 from socle_identity.keycloak import Organizations
 from tests.core.test_app import assert_problem
 from tests.core.test_audit import _chain
-from tests.support.apps import settings_kwargs
+from tests.support.apps import served, settings_kwargs
 from tests.support.fixtures import TestTenant as Tenant
 from tests.support.fixtures import new_tenant
 
@@ -317,3 +319,46 @@ async def test_the_list_is_paginated_with_a_next_link(identity, commune, token_o
     assert {m["id"] for m in page["items"] + rest["items"]} == invited
     too_big = await identity.get("/v1/members", params={"max": 1000}, headers=admin)
     assert_problem(too_big, 422, "validation-error")
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
+    clean_socle_env, database, keycloak, credentials, smtp_sink, commune, token_of, kc_admin
+) -> None:
+    """The count of the other admins and the demotion are serialised per commune (409 for the second).
+
+    The app is served by uvicorn so that the two requests really run at the same time.
+    """
+    settings = IdentitySettings(
+        **settings_kwargs(
+            "identity",
+            database,
+            keycloak,
+            keycloak_client_secret=credentials["platform_client"],
+            placement_sync_interval_seconds=0,
+            audit_feed_interval_seconds=0,
+        )
+    )
+    tenant = await commune()
+    admin = token_of(tenant)
+    with served(create_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url, headers=admin, timeout=60) as identity:
+            first = await _invite(identity, admin, tenant, role="commune-admin")
+            second = await _invite(identity, admin, tenant, role="commune-admin")
+            responses = await asyncio.gather(
+                identity.put(f"/v1/members/{first['id']}/role", json={"role": "commune-agent"}),
+                identity.put(f"/v1/members/{second['id']}/role", json={"role": "commune-agent"}),
+            )
+            assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
+            refused = next(r for r in responses if r.status_code == 409)
+            assert "last commune-admin" in assert_problem(refused, 409, "conflict")["detail"]
+            admins = [m for m in (first, second) if "commune-admin" in _realm_roles(kc_admin, m["id"])]
+            assert len(admins) == 1
+            # The same for a demotion racing a removal.
+            third = await _invite(identity, admin, tenant, role="commune-admin")
+            responses = await asyncio.gather(
+                identity.put(f"/v1/members/{admins[0]['id']}/role", json={"role": "commune-agent"}),
+                identity.delete(f"/v1/members/{third['id']}"),
+            )
+            assert sorted(r.status_code for r in responses) in ([200, 409], [204, 409]), [r.text for r in responses]
+            remaining = [m for m in (admins[0], third) if "commune-admin" in _realm_roles(kc_admin, m["id"])]
+            assert len(remaining) == 1

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.audit import record
@@ -100,6 +101,10 @@ class MemberService:
             return current
         with keycloak_problems():
             org = await self._organization()
+            await self._lock_admins(org)
+            current = await self._member(await self._require_member(org, user_id))  # as of the lock
+            if current.roles == [role]:
+                return current
             await self._refuse_if_shared(user_id, org, wanted=role)
             if "commune-admin" in current.roles and role != "commune-admin":
                 await self._refuse_last_admin(org, user_id, "demote")
@@ -114,6 +119,8 @@ class MemberService:
         user_id = current.id
         with keycloak_problems():
             org = await self._organization()
+            await self._lock_admins(org)
+            current = await self._member(await self._require_member(org, user_id))  # as of the lock
             if "commune-admin" in current.roles:
                 await self._refuse_last_admin(org, user_id, "remove")
             await self.organizations.remove_member(self.admin.organization, user_id)
@@ -208,6 +215,18 @@ class MemberService:
             f"this person also belongs to another commune, and a role applies in every commune they belong to: "
             f"ask the EPCI to change it to {wanted!r} for all of them",
             user_id=user_id,
+        )
+
+    async def _lock_admins(self, org: Organization) -> None:
+        """Serialise the changes that may take a commune's admins away, until the request commits.
+
+        Counting the other admins, then demoting, is two steps: two admins demoting each other at
+        the same moment would both see the other one and leave the commune with none. A lock per
+        organization held by the request's transaction makes the second wait and count again.
+        """
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"socle.identity.commune-admins:{org.id}"},
         )
 
     async def _refuse_last_admin(self, org: Organization, user_id: str, verb: str) -> None:
