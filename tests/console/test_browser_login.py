@@ -13,6 +13,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from sqlalchemy import text
 
+from socle_console.domain.auth.services import SealBroken, open_tokens, seal_tokens
 from tests.console.conftest import (
     create_agent,
     create_commune,
@@ -98,9 +99,19 @@ async def test_tokens_refresh_silently_and_a_refused_refresh_ends_the_session(
     (before,) = await _session_rows(console_owner_engine, agent.id)
     assert before["id"] == _key(value)  # the table holds the cookie's hash, never the cookie
     assert value not in str(before)
+    # The tokens are sealed: nothing in the row is a token, they open only with the cookie.
+    tokens_before = open_tokens(value, before["id"], before["data"]["tokens"])
+    assert {"access_token", "refresh_token", "id_token"} <= set(tokens_before)
+    assert not {"access_token", "refresh_token", "id_token"} & set(before["data"])
+    for token in tokens_before.values():
+        assert token.split(".")[1] not in str(before)  # not even a JWT's payload
+    with pytest.raises(SealBroken):
+        open_tokens(value + "x", before["id"], before["data"]["tokens"])
 
-    async def age_access_token(refresh_token: str | None = None) -> None:
-        changes = {"access_expires_at": 0, **({"refresh_token": refresh_token} if refresh_token else {})}
+    async def age_access_token(tokens: dict | None = None) -> None:
+        changes: dict = {"access_expires_at": 0}
+        if tokens:
+            changes["tokens"] = seal_tokens(value, _key(value), tokens)
         async with console_owner_engine.begin() as connection:
             await connection.execute(
                 text("UPDATE console.web_sessions SET data = (data::jsonb || CAST(:c AS jsonb))::json WHERE id = :id"),
@@ -113,12 +124,13 @@ async def test_tokens_refresh_silently_and_a_refused_refresh_ends_the_session(
     assert page.status_code == 200, page.text
     assert str(commune_a.tenant_id) in page.text
     (after,) = await _session_rows(console_owner_engine, agent.id)
-    assert after["data"]["refresh_token"] != before["data"]["refresh_token"]  # rotated
-    assert after["data"]["access_token"] != before["data"]["access_token"]
+    tokens_after = open_tokens(value, after["id"], after["data"]["tokens"])
+    assert tokens_after["refresh_token"] != tokens_before["refresh_token"]  # rotated
+    assert tokens_after["access_token"] != tokens_before["access_token"]
     assert after["data"]["access_expires_at"] > time.time() + 60
 
     # the refresh token used once before is refused (rotation): the session ends, off to the login
-    await age_access_token(before["data"]["refresh_token"])
+    await age_access_token(tokens_before)
     with with_cookie(console, value) as client:
         ended = client.get(f"/communes/{commune_a.alias}")
     assert ended.status_code == 303
@@ -139,7 +151,8 @@ async def test_backchannel_logout_ends_the_console_session(
 
     # a token that is not a logout token (here the agent's own ID token) changes nothing
     with with_cookie(console, value) as client:
-        refused = client.post("/auth/backchannel-logout", data={"logout_token": row["data"]["id_token"]})
+        id_token = open_tokens(value, row["id"], row["data"]["tokens"])["id_token"]
+        refused = client.post("/auth/backchannel-logout", data={"logout_token": id_token})
         assert refused.status_code == 401
         assert refused.json()["detail"] == "expected a Logout token"
         assert client.get("/account").status_code == 200

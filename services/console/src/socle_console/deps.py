@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socle_console.config import ConsoleSettings
 from socle_console.db.models import WebSession
 from socle_console.domain.auth.oidc import OidcClient
-from socle_console.domain.auth.services import Agent, SessionEnded, fresh_access_token, load_session
+from socle_console.domain.auth.services import Agent, LiveSession, SessionEnded, fresh_access_token, load_session
 from socle_core.db import tenant_session
 from socle_core.errors import Forbidden, ServiceUnavailable
 
@@ -108,13 +108,14 @@ async def provide_agent(request: Request[Any, Any, Any], state: State) -> AgentS
     next_path = request.url.path if request.method == "GET" else "/"
     agent: AgentSession | None = None
     async with tenant_session(state.db_session_maker, None) as db:
-        row = await load_session(db, request.cookies.get(settings.cookie_name))
-        if row is not None:
+        live = await load_session(db, request.cookies.get(settings.cookie_name))
+        if live is not None:
             try:
-                token = await fresh_access_token(db, settings, provide_oidc(state), state.token_verifier, row)
+                token = await fresh_access_token(db, settings, provide_oidc(state), state.token_verifier, live)
             except SessionEnded:
                 pass  # refresh refused: the session is ended, the agent logs in again
             else:
+                row = live.row
                 agent = AgentSession(
                     row, Agent(**row.data["agent"]), str(row.data["csrf"]), token, list(row.data.get("memberships", []))
                 )
@@ -125,7 +126,7 @@ async def provide_agent(request: Request[Any, Any, Any], state: State) -> AgentS
 
 async def provide_optional_session(
     request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], state: State
-) -> WebSession | None:
+) -> LiveSession | None:
     return await load_session(db_session, request.cookies.get(state.settings.cookie_name))
 
 

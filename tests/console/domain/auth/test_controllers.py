@@ -13,7 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
+from socle_console.domain.auth.services import SealBroken, open_tokens, seal_tokens
 from tests.console.conftest import with_cookie
 
 pytestmark = pytest.mark.keycloak
@@ -65,9 +67,7 @@ def synthetic_session(console_owner_engine):
             "organizations": organizations,
         }
         data = {
-            "access_token": "unused",
-            "refresh_token": "unused",
-            "id_token": "unused",
+            "tokens": seal_tokens(cookie, _key(cookie), {"access_token": "unused", "refresh_token": "unused"}),
             "access_expires_at": 4102444800,
             "csrf": csrf,
             "agent": agent,
@@ -248,3 +248,53 @@ def test_backchannel_logout_refuses_what_is_not_a_logout_token(anonymous) -> Non
     missing = anonymous.post("/auth/backchannel-logout", data={})
     assert missing.status_code in (400, 422)
     assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+def test_sealed_tokens_open_only_with_their_cookie_and_row() -> None:
+    cookie, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    tokens = {"access_token": "eyJ.a.b", "refresh_token": "eyJ.c.d", "id_token": None}
+    sealed = seal_tokens(cookie, _key(cookie), tokens)
+    assert sealed.startswith("v1.")
+    assert "eyJ" not in sealed
+    assert seal_tokens(cookie, _key(cookie), tokens) != sealed  # a fresh nonce each time
+    assert open_tokens(cookie, _key(cookie), sealed) == tokens
+    with pytest.raises(SealBroken):
+        open_tokens(other, _key(cookie), sealed)  # another browser's cookie
+    with pytest.raises(SealBroken):
+        open_tokens(cookie, _key(other), sealed)  # moved to another row
+    tampered = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
+    with pytest.raises(SealBroken):
+        open_tokens(cookie, _key(cookie), tampered)
+    for legacy in (None, {"access_token": "eyJ.a.b"}, "eyJ.a.b"):
+        with pytest.raises(SealBroken):
+            open_tokens(cookie, _key(cookie), legacy)
+
+
+async def test_a_session_whose_tokens_do_not_open_is_ended(console, synthetic_session, console_owner_engine) -> None:
+    cookie, _ = await synthetic_session(organizations=["commune-x"])
+    async with console_owner_engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE console.web_sessions SET data = (data::jsonb || CAST(:c AS jsonb))::json WHERE id = :id"),
+            {
+                "c": json.dumps({"tokens": seal_tokens("another-cookie", _key(cookie), {"access_token": "x"})}),
+                "id": _key(cookie),
+            },
+        )
+    with with_cookie(console, cookie) as client:
+        page = client.get("/communes/commune-x")
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/auth/login?next=")
+    assert await _row(console_owner_engine, _key(cookie)) is None
+
+
+async def test_clear_tokens_cannot_be_stored_in_a_session(console_owner_engine) -> None:
+    """The migration's check: a session row holding a clear token is refused by the database."""
+    with pytest.raises(IntegrityError, match="ck_web_sessions_no_clear_tokens"):
+        async with console_owner_engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO console.web_sessions (id, kind, data, expires_at) "
+                    "VALUES (:id, 'session', CAST(:data AS json), now() + interval '1 hour')"
+                ),
+                {"id": _key(secrets.token_urlsafe(8)), "data": json.dumps({"refresh_token": "eyJ.c.d"})},
+            )

@@ -177,13 +177,13 @@ class AuthController(Controller):
     ) -> Redirect:
         """End the console session here, then the Keycloak session (RP-initiated logout)."""
         settings: ConsoleSettings = state.settings
-        row = await load_session(db_session, request.cookies.get(settings.cookie_name))
-        if row is None:
+        live = await load_session(db_session, request.cookies.get(settings.cookie_name))
+        if live is None:
             target = "/"
         else:
-            check_csrf(request, str(row.data["csrf"]), data.csrf_token)
-            target = await oidc.end_session_url(row.data.get("id_token"))
-            await end_session(db_session, row)
+            check_csrf(request, str(live.row.data["csrf"]), data.csrf_token)
+            target = await oidc.end_session_url(live.tokens().get("id_token"))
+            await end_session(db_session, live.row)
         response = Redirect(target, status_code=303)  # type: ignore[arg-type]
         response.set_cookie(expired_cookie(settings, settings.cookie_name, "/"))
         return response

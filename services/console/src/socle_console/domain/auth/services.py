@@ -1,19 +1,28 @@
 """Server-side web sessions: logins in progress and agents' sessions, in ``console.web_sessions``.
 
 The browser only ever holds a random value; the table is keyed by its SHA-256, so a copy of
-the table gives no usable cookie. Tokens stay here, never in the browser. Services only
-``flush()``: the request's transaction commits in one place (socle_core.db).
+the table gives no usable cookie. Tokens stay here, never in the browser, and sealed: they are
+encrypted (AES-256-GCM) with a key derived from the cookie value, which the table never holds,
+so a copy of the table, a backup or a database administrator gets no usable token either.
+Services only ``flush()``: the request's transaction commits in one place (socle_core.db).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import structlog
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +43,53 @@ def _now() -> dt.datetime:
 
 def cookie_key(cookie_value: str) -> str:
     return hashlib.sha256(cookie_value.encode()).hexdigest()
+
+
+#: The version of the sealed-token format, first in every sealed value.
+_SEAL_VERSION = "v1"
+
+
+def _sealing_key(cookie_value: str) -> bytes:
+    """The tokens' key: HKDF of the cookie value (a different derivation from the row id's SHA-256)."""
+    hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"socle-console session tokens v1")
+    return hkdf.derive(cookie_value.encode())
+
+
+def seal_tokens(cookie_value: str, row_id: str, tokens: dict[str, Any]) -> str:
+    """Encrypt a session's tokens; the row id is bound in, so a sealed value moved to another row fails."""
+    nonce = os.urandom(12)
+    sealed = AESGCM(_sealing_key(cookie_value)).encrypt(nonce, json.dumps(tokens).encode(), row_id.encode())
+    return f"{_SEAL_VERSION}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+
+class SealBroken(Exception):
+    """The sealed tokens cannot be opened with this cookie (another cookie, another row, altered, old format)."""
+
+
+def open_tokens(cookie_value: str, row_id: str, sealed: object) -> dict[str, Any]:
+    if not isinstance(sealed, str) or not sealed.startswith(f"{_SEAL_VERSION}."):
+        raise SealBroken("no sealed tokens in this session")
+    try:
+        raw = base64.urlsafe_b64decode(sealed.split(".", 1)[1])
+        plain = AESGCM(_sealing_key(cookie_value)).decrypt(raw[:12], raw[12:], row_id.encode())
+    except (InvalidTag, ValueError) as exc:
+        raise SealBroken("the session's tokens do not open with this cookie") from exc
+    return dict(json.loads(plain))
+
+
+@dataclass
+class LiveSession:
+    """A session row as its browser presented it: with the cookie value, its tokens can be opened."""
+
+    row: WebSession
+    cookie_value: str
+
+    def tokens(self) -> dict[str, Any]:
+        return open_tokens(self.cookie_value, self.row.id, self.row.data.get("tokens"))
+
+    def keep_tokens(self, tokens: dict[str, Any], **data: Any) -> None:
+        """Seal ``tokens`` into the row (a new dict, so the JSON column sees the change)."""
+        self.row.data = {**self.row.data, **data, "tokens": seal_tokens(self.cookie_value, self.row.id, tokens)}
 
 
 @dataclass(frozen=True)
@@ -126,7 +182,6 @@ def _token_data(tokens: TokenSet, previous: dict[str, Any] | None = None) -> dic
         "access_token": tokens.access_token,
         "refresh_token": tokens.refresh_token or previous.get("refresh_token"),
         "id_token": tokens.id_token or previous.get("id_token"),
-        "access_expires_at": tokens.expires_at,
     }
 
 
@@ -144,11 +199,14 @@ async def open_session(
     only that one, so they come from the first login (scope ``organization:*``).
     """
     cookie = random_token()
+    key = cookie_key(cookie)
     row = WebSession(
-        id=cookie_key(cookie),
+        id=key,
         kind="session",
         data={
-            **_token_data(tokens),
+            "tokens": seal_tokens(cookie, key, _token_data(tokens)),
+            # When to refresh is no secret: checked on every page without opening the tokens.
+            "access_expires_at": tokens.expires_at,
             "csrf": random_token(),
             "agent": asdict(Agent.of(principal, id_claims)),
             "memberships": sorted(set(memberships) | set(principal.organizations)),
@@ -164,7 +222,8 @@ async def open_session(
     return cookie, row
 
 
-async def load_session(db: AsyncSession, cookie: str | None) -> WebSession | None:
+async def load_session(db: AsyncSession, cookie: str | None) -> LiveSession | None:
+    """The browser's session, or None (unknown, expired, or tokens that do not open: ended)."""
     if not cookie:
         return None
     row = await db.get(WebSession, cookie_key(cookie))
@@ -174,7 +233,15 @@ async def load_session(db: AsyncSession, cookie: str | None) -> WebSession | Non
         await db.delete(row)
         await db.flush()
         return None
-    return row
+    live = LiveSession(row, cookie)
+    try:
+        live.tokens()
+    except SealBroken as exc:
+        log.warning("console_session_unreadable", subject=row.subject, reason=str(exc))
+        await db.delete(row)
+        await db.flush()
+        return None
+    return live
 
 
 async def end_session(db: AsyncSession, row: WebSession) -> None:
@@ -206,31 +273,34 @@ async def fresh_access_token(
     settings: ConsoleSettings,
     oidc: OidcClient,
     access_verifier: TokenVerifier,
-    row: WebSession,
+    live: LiveSession,
 ) -> str:
     """The agent's access token, refreshed first when it is about to expire.
 
     The row is locked while refreshing: with rotation on, two concurrent refreshes with the
     same refresh token would make Keycloak revoke the session.
     """
+    row = live.row
     if row.data["access_expires_at"] - time.time() > settings.token_refresh_margin_seconds:
-        return str(row.data["access_token"])
+        return str(live.tokens()["access_token"])
     await db.refresh(row, with_for_update=True)
-    data = dict(row.data)
-    if data["access_expires_at"] - time.time() > settings.token_refresh_margin_seconds:
-        return str(data["access_token"])  # another request refreshed it meanwhile
+    if row.data["access_expires_at"] - time.time() > settings.token_refresh_margin_seconds:
+        return str(live.tokens()["access_token"])  # another request refreshed it meanwhile
+    current = live.tokens()
     try:
-        if not data.get("refresh_token"):
+        if not current.get("refresh_token"):
             raise TokenRequestRefused("no refresh token")
-        tokens = await oidc.refresh(str(data["refresh_token"]))
+        tokens = await oidc.refresh(str(current["refresh_token"]))
         principal = principal_from_claims(await access_verifier.verify(tokens.access_token))
     except TokenRequestRefused as exc:
         log.info("console_refresh_refused", subject=row.subject, reason=str(exc)[:120])
         await end_session(db, row)
         raise SessionEnded from exc
-    data.update(_token_data(tokens, data))
-    data["agent"] = asdict(Agent.of(principal, data.get("id_claims") or {}))
-    row.data = data
+    live.keep_tokens(
+        _token_data(tokens, current),
+        access_expires_at=tokens.expires_at,
+        agent=asdict(Agent.of(principal, row.data.get("id_claims") or {})),
+    )
     await db.flush()
     log.info("console_token_refreshed", subject=row.subject)
     return tokens.access_token

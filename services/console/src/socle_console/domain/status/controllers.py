@@ -13,8 +13,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.response import Template
 
-from socle_console.db.models import WebSession
 from socle_console.deps import provide_optional_session
+from socle_console.domain.auth.services import LiveSession
 
 
 async def _ready(client: httpx.AsyncClient, url: str) -> str:
@@ -30,7 +30,7 @@ class StatusController(Controller):
     include_in_schema = False
 
     @get("/", dependencies={"web_session": Provide(provide_optional_session)})
-    async def index(self, state: State, web_session: NamedDependency[WebSession | None]) -> Template:
+    async def index(self, state: State, web_session: NamedDependency[LiveSession | None]) -> Template:
         urls: dict[str, str] = state.settings.service_urls
         statuses = await asyncio.gather(*(_ready(state.http, url) for url in urls.values()))
         return Template(
