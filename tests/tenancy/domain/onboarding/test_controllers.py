@@ -117,15 +117,21 @@ async def test_the_epci_and_three_communes_onboard_twice_with_no_restart_and_no_
 
 
 class FailOnce(httpx.AsyncBaseTransport):
-    """The real network, except that the first request matching ``when`` crashes."""
+    """The real network, except that the first call matching ``when`` crashes, retries included.
 
-    def __init__(self, when: str) -> None:
+    The Keycloak client retries a connection error (3 attempts): all of them fail, as when
+    Keycloak is down for longer than the retries last.
+    """
+
+    def __init__(self, when: str, attempts: int = 3) -> None:
         self._inner = httpx.AsyncHTTPTransport()
         self._when = when
+        self._left = attempts
         self.failed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if not self.failed and f"{request.method} {request.url.path}".endswith(self._when):
+        if self._left and f"{request.method} {request.url.path}".endswith(self._when):
+            self._left -= 1
             self.failed = True
             raise httpx.ConnectError("injected crash", request=request)
         return await self._inner.handle_async_request(request)

@@ -107,3 +107,18 @@ async def test_network_errors_are_a_503(clean_socle_env) -> None:
     with pytest.raises(KeycloakError, match="connection refused"):
         await admin.find_organization("t")
     await admin.aclose()
+
+
+async def test_a_passing_network_failure_is_retried_by_the_core_client(clean_socle_env) -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        if len(calls) == 1:
+            raise httpx.ConnectError("connection reset", request=request)
+        return httpx.Response(200, json=[])
+
+    admin = keycloak(token_then(handler))
+    assert await admin.find_organization("t") is None
+    assert calls == ["GET", "GET"]
+    await admin.aclose()

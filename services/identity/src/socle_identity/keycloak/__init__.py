@@ -1,13 +1,17 @@
-"""Keycloak admin REST client of the identity service (organizations, service accounts)."""
+"""Keycloak as the identity service manages it: organizations and service accounts.
 
-from socle_identity.keycloak.client import KeycloakAdminClient
-from socle_identity.keycloak.errors import (
+The transport (token, retries, typed errors) is the shared core's ``socle_core.keycloak_admin``.
+"""
+
+from socle_core.keycloak_admin import (
+    KeycloakAdminClient,
     KeycloakAuthError,
     KeycloakConflict,
     KeycloakError,
     KeycloakNotFound,
     KeycloakRefused,
     KeycloakUnavailable,
+    location_id,
 )
 from socle_identity.keycloak.organizations import Organization, Organizations
 from socle_identity.keycloak.service_accounts import IssuedSecret, ServiceAccountClients
@@ -24,4 +28,5 @@ __all__ = [
     "Organization",
     "Organizations",
     "ServiceAccountClients",
+    "location_id",
 ]

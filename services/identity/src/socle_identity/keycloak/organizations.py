@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from socle_identity.keycloak.client import KeycloakAdminClient, location_id
-from socle_identity.keycloak.errors import KeycloakConflict, KeycloakNotFound
+from socle_core.keycloak_admin import KeycloakAdminClient, KeycloakConflict, KeycloakNotFound, location_id
 
 TENANT_ATTRIBUTE = "tenant_id"
 _PAGE = 100

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
 
-from socle_identity.keycloak.client import KeycloakAdminClient
-from socle_identity.keycloak.errors import KeycloakRefused
+from socle_core.keycloak_admin import KeycloakAdminClient, KeycloakRefused
 
 Access = Literal["read", "write"]
 ROLE_FOR_ACCESS: dict[str, str] = {"write": "device", "read": "partner"}

@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.audit import record
 from socle_core.errors import Conflict, InvalidInput, NotFound
+from socle_core.keycloak_admin import location_id
 from socle_identity.deps import TenantAdmin
 from socle_identity.domain.members.schemas import COMMUNE_ROLES, Invitation, Member
 from socle_identity.domain.service_accounts.services import keycloak_problems
 from socle_identity.keycloak import KeycloakAdminClient, Organization, Organizations
-from socle_identity.keycloak.client import location_id
 
 log = structlog.get_logger("socle.identity.members")
 

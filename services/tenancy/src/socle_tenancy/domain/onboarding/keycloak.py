@@ -1,20 +1,24 @@
-"""The part of Keycloak's admin REST API that onboarding needs, called with httpx.
+"""The part of Keycloak's admin REST API that onboarding and offboarding need.
 
-Authenticated as the ``socle-platform`` service account (client credentials). Every
-operation is written to be repeated safely: things are looked up before they are created,
-and "already exists" answers are read back rather than treated as failures.
+Calls go through the shared core's admin client (``socle_core.keycloak_admin``: the
+``socle-platform`` service account's token, retries with backoff, typed errors), whose
+failures become tenancy's problems here: 503 ``identity-provider-error`` when a retry may
+succeed, 409 ``identity-provider-conflict`` when it will not. Every operation is written to be
+repeated safely: things are looked up before they are created, and "already exists" answers
+are read back rather than treated as failures.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import structlog
 
+from socle_core import keycloak_admin
 from socle_core.errors import Conflict, ServiceUnavailable
+from socle_core.keycloak_admin import KeycloakAdminClient, location_id
 from socle_tenancy.config import TenancySettings
 
 log = structlog.get_logger("socle.tenancy.keycloak")
@@ -34,64 +38,50 @@ class KeycloakConflict(Conflict):
 
 class KeycloakAdmin:
     def __init__(self, settings: TenancySettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._base = settings.effective_keycloak_admin_url
-        self._token_url = settings.keycloak_token_url
+        base, _, realm = settings.oidc_issuer.rpartition("/realms/")
+        secret = settings.keycloak_client_secret
+        self._configured = secret is not None
         self._client_id = settings.keycloak_client_id
-        self._secret = settings.keycloak_client_secret
-        self._http = httpx.AsyncClient(timeout=settings.keycloak_timeout_seconds, transport=transport)
-        self._token: str | None = None
-        self._token_expires = 0.0
+        self._client = KeycloakAdminClient(
+            base,
+            realm,
+            settings.keycloak_client_id,
+            secret.get_secret_value() if secret is not None else "",
+            admin_url=settings.effective_keycloak_admin_url,
+            credentials_hint="SOCLE_TENANCY_KEYCLOAK_CLIENT_ID and SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET",
+            timeout_seconds=settings.keycloak_timeout_seconds,
+            transport=transport,
+        )
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._client.aclose()
 
-    async def access_token(self) -> str:
-        """A token of the platform service account (cached until shortly before it expires).
-
-        Also what the workflow sends to the other services it calls as the platform (billing).
-        """
-        if self._token and time.monotonic() < self._token_expires:
-            return self._token
-        if self._secret is None:
+    def _require_secret(self) -> None:
+        if not self._configured:
             raise KeycloakError(
                 "the tenancy service has no Keycloak client secret: set SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET "
                 f"(the secret of the {self._client_id!r} client)"
             )
+
+    async def access_token(self) -> str:
+        """A token of the platform service account (cached by the core client until shortly before it expires).
+
+        Also what the workflow sends to the other services it calls as the platform (billing).
+        """
+        self._require_secret()
         try:
-            response = await self._http.post(
-                self._token_url,
-                data={
-                    "grant_type": "client_credentials",
-                    "client_id": self._client_id,
-                    "client_secret": self._secret.get_secret_value(),
-                },
-            )
-        except httpx.HTTPError as exc:
-            raise KeycloakError(f"cannot reach Keycloak for a service-account token: {exc!r}") from exc
-        if response.status_code != 200:
-            raise KeycloakError(
-                f"Keycloak refused the {self._client_id!r} client credentials ({response.status_code}): "
-                "check SOCLE_TENANCY_KEYCLOAK_CLIENT_ID and SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET"
-            )
-        body = response.json()
-        self._token = str(body["access_token"])
-        self._token_expires = time.monotonic() + max(int(body.get("expires_in", 60)) - 15, 5)
-        return self._token
+            return await self._client.access_token()
+        except keycloak_admin.KeycloakError as exc:
+            raise KeycloakError(str(exc)) from exc
 
     async def _request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
-        token = await self.access_token()
+        self._require_secret()
         try:
-            response = await self._http.request(
-                method, f"{self._base}{path}", headers={"Authorization": f"Bearer {token}"}, **kwargs
-            )
-        except httpx.HTTPError as exc:
-            raise KeycloakError(f"Keycloak admin API {method} {path} failed: {exc!r}") from exc
-        if response.status_code < 400 or response.status_code in ok:
-            return response
-        detail = _error_message(response)
-        if response.status_code == 409:
-            raise KeycloakConflict(f"Keycloak refused {method} {path}: {detail}")
-        raise KeycloakError(f"Keycloak admin API {method} {path} answered {response.status_code}: {detail}")
+            return await self._client.request(method, path, expected=ok, **kwargs)
+        except keycloak_admin.KeycloakConflict as exc:
+            raise KeycloakConflict(f"Keycloak refused {method} {path}: {exc.detail}") from exc
+        except keycloak_admin.KeycloakError as exc:
+            raise KeycloakError(f"Keycloak admin API {method} {path} failed: {exc.message}") from exc
 
     # -- organizations -----------------------------------------------------------------
 
@@ -137,7 +127,7 @@ class KeycloakAdmin:
                 "domains": [{"name": d, "verified": False} for d in domains],
             },
         )
-        organization_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        organization_id = location_id(response)
         log.info("keycloak_organization_created", alias=alias, organization_id=organization_id)
         return await self.get_organization(organization_id)
 
@@ -228,7 +218,7 @@ class KeycloakAdmin:
                     "requiredActions": ["VERIFY_EMAIL", "UPDATE_PASSWORD"],
                 },
             )
-            user_id = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+            user_id = location_id(created)
             user = dict((await self._request("GET", f"/users/{quote(user_id)}")).json())
             log.info("keycloak_user_invited", user_id=user_id)
         role = (await self._request("GET", f"/roles/{quote(realm_role)}")).json()
@@ -244,13 +234,3 @@ class KeycloakAdmin:
             "GET", f"/organizations/{quote(organization_id)}/members/{quote(user_id)}", ok=(404,)
         )
         return response.status_code == 200
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200] or response.reason_phrase
-    if isinstance(body, dict):
-        return str(body.get("errorMessage") or body.get("error_description") or body.get("error") or body)[:300]
-    return str(body)[:300]

@@ -1,10 +1,19 @@
 """Transport to Keycloak's admin REST API: token, retries with backoff, timeouts, typed errors.
 
-The identity service authenticates as the confidential client ``socle-platform`` with the
-client-credentials grant; its access token is cached until shortly before it expires (and
-dropped when Keycloak answers 401, e.g. after a key rotation). Connection errors, timeouts
-and 5xx answers are retried with exponential backoff; a 4xx answer is never retried, it
-becomes a ``KeycloakRefused`` (or a subclass) carrying Keycloak's own message.
+The services that manage the realm (identity: organizations, members, service accounts;
+tenancy: onboarding and offboarding) authenticate as the confidential client
+``socle-platform`` with the client-credentials grant; its access token is cached until
+shortly before it expires (and dropped when Keycloak answers 401, e.g. after a key
+rotation). Connection errors, timeouts and 5xx answers are retried with exponential backoff;
+a 4xx answer is never retried, it becomes a ``KeycloakRefused`` (or a subclass) carrying
+Keycloak's own message. Each service turns these errors into its own problem+json answers.
+
+``KeycloakError``
+├── ``KeycloakUnavailable``   Keycloak did not answer (network error, timeout, 5xx after retries)
+├── ``KeycloakAuthError``     our platform client could not get or use its token (401/403)
+└── ``KeycloakRefused``       Keycloak answered and said no (4xx): carries its status and message
+    ├── ``KeycloakNotFound``  404
+    └── ``KeycloakConflict``  409 (duplicate name, alias, clientId...)
 """
 
 from __future__ import annotations
@@ -16,15 +25,43 @@ from typing import Any
 import httpx
 import structlog
 
-from socle_identity.keycloak.errors import (
-    KeycloakAuthError,
-    KeycloakConflict,
-    KeycloakNotFound,
-    KeycloakRefused,
-    KeycloakUnavailable,
-)
+log = structlog.get_logger("socle.keycloak")
 
-log = structlog.get_logger("socle.identity.keycloak")
+
+class KeycloakError(Exception):
+    """Base of every error of the Keycloak admin client."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        super().__init__(f"{message} ({method} {path})" if method else message)
+        self.message = message
+        self.method = method
+        self.path = path
+
+
+class KeycloakUnavailable(KeycloakError):
+    """Keycloak could not be reached or kept failing with a server error."""
+
+
+class KeycloakAuthError(KeycloakError):
+    """The platform client's credentials or permissions were refused."""
+
+
+class KeycloakRefused(KeycloakError):
+    """Keycloak refused the request; ``status`` and ``detail`` come from its answer."""
+
+    def __init__(self, status: int, detail: str, *, method: str = "", path: str = "") -> None:
+        super().__init__(f"Keycloak refused with {status}: {detail}", method=method, path=path)
+        self.status = status
+        self.detail = detail
+
+
+class KeycloakNotFound(KeycloakRefused):
+    """The organization, client or user does not exist in the realm."""
+
+
+class KeycloakConflict(KeycloakRefused):
+    """An object with the same unique name already exists, or the change contradicts one."""
+
 
 #: Seconds before the token's expiry at which a new one is requested.
 _TOKEN_MARGIN_SECONDS = 15.0
@@ -40,15 +77,21 @@ class KeycloakAdminClient:
         client_id: str,
         client_secret: str,
         *,
+        admin_url: str | None = None,
+        credentials_hint: str = "its client id and secret",
         timeout_seconds: float = 10.0,
         max_attempts: int = 3,
         backoff_seconds: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """``admin_url`` overrides ``{base_url}/admin/realms/{realm}`` (an admin API on another host);
+        ``credentials_hint`` names what to check when the client's token is refused (e.g. the settings)."""
         self.base_url = base_url.rstrip("/")
         self.realm = realm
         self.client_id = client_id
         self._secret = client_secret
+        self._admin_url = admin_url.rstrip("/") if admin_url else None
+        self._credentials_hint = credentials_hint
         self.max_attempts = max(1, max_attempts)
         self.backoff_seconds = backoff_seconds
         self._http = httpx.AsyncClient(timeout=timeout_seconds, transport=transport)
@@ -58,7 +101,7 @@ class KeycloakAdminClient:
 
     @property
     def admin_base(self) -> str:
-        return f"{self.base_url}/admin/realms/{self.realm}"
+        return self._admin_url or f"{self.base_url}/admin/realms/{self.realm}"
 
     @property
     def token_endpoint(self) -> str:
@@ -73,7 +116,8 @@ class KeycloakAdminClient:
     async def __aexit__(self, *_exc: object) -> None:
         await self.aclose()
 
-    async def _access_token(self) -> str:
+    async def access_token(self) -> str:
+        """The platform client's access token (also what a service sends to another as the platform)."""
         async with self._token_lock:
             if self._token is not None and time.monotonic() < self._token_expires_at:
                 return self._token
@@ -85,7 +129,7 @@ class KeycloakAdminClient:
             if response.status_code != 200:
                 raise KeycloakAuthError(
                     f"the platform client {self.client_id!r} cannot get a token: "
-                    f"{response.status_code} {_message(response)}; check its client id and secret",
+                    f"{response.status_code} {_message(response)}; check {self._credentials_hint}",
                     method="POST",
                     path="/protocol/openid-connect/token",
                 )
@@ -122,7 +166,7 @@ class KeycloakAdminClient:
         for fresh_token in (False, True):
             if fresh_token:
                 self._token = None
-            headers = {"Authorization": f"Bearer {await self._access_token()}"}
+            headers = {"Authorization": f"Bearer {await self.access_token()}"}
             response = await self._send(method, f"{self.admin_base}{path}", headers=headers, **kwargs)
             if response.status_code != 401:
                 break
