@@ -6,45 +6,36 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.audit import record
 from socle_core.auth import Principal
 from socle_tenancy.db.models import Tenant
-from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
 from socle_tenancy.domain.offboarding import services
 from socle_tenancy.domain.offboarding.schemas import CompletionIn, CompletionOut, IdentityExportOut, OffboardingIn
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
-from socle_tenancy.domain.tenants import services as registry
+from socle_tenancy.domain.tenants.controllers import ADMINISTERED
 from socle_tenancy.domain.tenants.schemas import TenantOut
-
-
-async def _administered(ref: str, principal: Principal, session: AsyncSession) -> Tenant:
-    principal.require_role(*ADMIN_ROLES)
-    tenant = await registry.resolve_tenant(session, ref)
-    epci = await registry.deployment_epci(session)
-    require_epci_admin(principal, epci.siren if epci and epci.siren else "")
-    return tenant
 
 
 class OffboardingController(Controller):
     path = "/v1/tenants/{ref:str}/offboarding"
     tags = ["offboarding"]
+    dependencies = ADMINISTERED
 
     @post("/", status_code=HTTP_200_OK)
     async def start(
         self,
-        ref: FromPath[str],
+        tenant: NamedDependency[Tenant],
         data: JSONBody[OffboardingIn],
         request: Request[Principal, Any, Any],
         db_session: NamedDependency[AsyncSession],
         keycloak: NamedDependency[KeycloakAdmin],
     ) -> TenantOut:
         """The tenant starts leaving: status offboarding, its Keycloak organization disabled."""
-        tenant = await _administered(ref, request.user, db_session)
         await services.start(db_session, keycloak, tenant, data.reason)
         await record(
             db_session,
@@ -59,13 +50,12 @@ class OffboardingController(Controller):
     @get("/identity")
     async def identity(
         self,
-        ref: FromPath[str],
+        tenant: NamedDependency[Tenant],
         request: Request[Principal, Any, Any],
         db_session: NamedDependency[AsyncSession],
         keycloak: NamedDependency[KeycloakAdmin],
     ) -> IdentityExportOut:
         """The tenant's Keycloak organization with its domains and members, for the export bundle."""
-        tenant = await _administered(ref, request.user, db_session)
         exported = IdentityExportOut.model_validate(await services.identity_export(keycloak, tenant))
         await record(
             db_session,
@@ -80,7 +70,7 @@ class OffboardingController(Controller):
     @post("/completion", status_code=HTTP_200_OK)
     async def complete(
         self,
-        ref: FromPath[str],
+        tenant: NamedDependency[Tenant],
         data: JSONBody[CompletionIn],
         request: Request[Principal, Any, Any],
         db_session: NamedDependency[AsyncSession],
@@ -88,7 +78,6 @@ class OffboardingController(Controller):
         workflow: NamedDependency[OnboardingWorkflow],
     ) -> CompletionOut:
         """Once the tenant's data are exported and deleted: delete its organization, mark it deleted."""
-        tenant = await _administered(ref, request.user, db_session)
         deleted, remaining = await services.complete(
             db_session, workflow.session_maker, keycloak, tenant, data.reason, data.bundle_sha256
         )

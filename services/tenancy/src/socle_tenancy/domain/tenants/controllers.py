@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +18,7 @@ from socle_tenancy.domain.onboarding.schemas import OnboardingOut, QuotasIn, Ste
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, is_completed
 from socle_tenancy.domain.reference import ReferenceCatalogue
 from socle_tenancy.domain.tenants import services
+from socle_tenancy.domain.tenants.deps import provide_administered_tenant
 from socle_tenancy.domain.tenants.schemas import (
     CandidatesOut,
     EpciIn,
@@ -28,6 +29,9 @@ from socle_tenancy.domain.tenants.schemas import (
     TenantPage,
     TenantPatchIn,
 )
+
+#: The handlers only the EPCI's administrators may call get the path's tenant as ``tenant``.
+ADMINISTERED = {"tenant": Provide(provide_administered_tenant)}
 
 
 class EpciController(Controller):
@@ -105,17 +109,15 @@ class TenantController(Controller):
             tenant=TenantOut.of(tenant), completed=is_completed(steps), steps=[StepOut.of(s) for s in steps]
         )
 
-    @patch("/{ref:str}")
+    @patch("/{ref:str}", dependencies=ADMINISTERED)
     async def update_tenant(
         self,
-        ref: FromPath[str],
         data: JSONBody[TenantPatchIn],
-        request: Request[Principal, Any, Any],
+        tenant: NamedDependency[Tenant],
         db_session: NamedDependency[AsyncSession],
         keycloak: NamedDependency[KeycloakAdmin],
     ) -> TenantOut:
         """Rename an onboarded tenant or replace its e-mail domains (Keycloak organization included)."""
-        tenant = await self._administered(ref, request.user, db_session)
         await services.update_tenant(db_session, keycloak, tenant, name=data.name, email_domains=data.email_domains)
         return TenantOut.of(tenant)
 
@@ -133,65 +135,37 @@ class TenantController(Controller):
         quota = await services.tenant_quotas(workflow.session_maker, tenant)
         return QuotasOut.model_validate(quota, from_attributes=True)
 
-    @patch("/{ref:str}/quotas")
+    @patch("/{ref:str}/quotas", dependencies=ADMINISTERED)
     async def update_quotas(
         self,
-        ref: FromPath[str],
         data: JSONBody[QuotasIn],
-        request: Request[Principal, Any, Any],
-        db_session: NamedDependency[AsyncSession],
+        tenant: NamedDependency[Tenant],
         workflow: NamedDependency[OnboardingWorkflow],
     ) -> QuotasOut:
         """Change some of an onboarded tenant's limits; those left out stay."""
-        tenant = await self._administered(ref, request.user, db_session)
         quota = await services.update_quotas(workflow.session_maker, tenant, data.model_dump(exclude_none=True))
         return QuotasOut.model_validate(quota, from_attributes=True)
 
-    @staticmethod
-    async def _administered(ref: str, principal: Principal, session: AsyncSession) -> Tenant:
-        """The tenant named in the path, if the caller administers the deployment's EPCI."""
-        principal.require_role(*ADMIN_ROLES)
-        tenant = await services.resolve_tenant(session, ref)
-        epci = await services.deployment_epci(session)
-        require_epci_admin(principal, epci.siren if epci and epci.siren else "")
-        return tenant
-
-    @post("/{ref:str}/suspend", status_code=HTTP_200_OK)
+    @post("/{ref:str}/suspend", status_code=HTTP_200_OK, dependencies=ADMINISTERED)
     async def suspend(
         self,
-        ref: FromPath[str],
         data: JSONBody[StatusChangeIn],
-        request: Request[Principal, Any, Any],
+        tenant: NamedDependency[Tenant],
         db_session: NamedDependency[AsyncSession],
         keycloak: NamedDependency[KeycloakAdmin],
     ) -> TenantOut:
         """Suspend an active tenant: its Keycloak organization is disabled, its data kept."""
-        return await self._transition(ref, data, request.user, db_session, keycloak, TenantStatus.suspended)
+        await services.suspend_or_reactivate(db_session, keycloak, tenant, TenantStatus.suspended, data.reason)
+        return TenantOut.of(tenant)
 
-    @post("/{ref:str}/reactivate", status_code=HTTP_200_OK)
+    @post("/{ref:str}/reactivate", status_code=HTTP_200_OK, dependencies=ADMINISTERED)
     async def reactivate(
         self,
-        ref: FromPath[str],
         data: JSONBody[StatusChangeIn],
-        request: Request[Principal, Any, Any],
+        tenant: NamedDependency[Tenant],
         db_session: NamedDependency[AsyncSession],
         keycloak: NamedDependency[KeycloakAdmin],
     ) -> TenantOut:
         """Bring a suspended tenant back: its Keycloak organization is enabled again."""
-        return await self._transition(ref, data, request.user, db_session, keycloak, TenantStatus.active)
-
-    @staticmethod
-    async def _transition(
-        ref: str,
-        data: StatusChangeIn,
-        principal: Principal,
-        session: AsyncSession,
-        keycloak: KeycloakAdmin,
-        target: TenantStatus,
-    ) -> TenantOut:
-        principal.require_role(*ADMIN_ROLES)
-        tenant = await services.resolve_tenant(session, ref)
-        epci = await services.deployment_epci(session)
-        require_epci_admin(principal, epci.siren if epci and epci.siren else "")
-        await services.suspend_or_reactivate(session, keycloak, tenant, target, data.reason)
+        await services.suspend_or_reactivate(db_session, keycloak, tenant, TenantStatus.active, data.reason)
         return TenantOut.of(tenant)

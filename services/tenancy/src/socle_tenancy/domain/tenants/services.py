@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from socle_core.auth import system_tenant
+from socle_core.auth import Principal, system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, NotFound
 from socle_tenancy.db.models import Quota, Tenant, TenantKind, TenantStatus
+from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
 from socle_tenancy.domain.reference.codes import is_valid_insee, normalise_insee, siren_problem
@@ -67,6 +68,15 @@ def reference_commune(catalogue: ReferenceCatalogue, insee: str) -> MemberCommun
 
 async def deployment_epci(session: AsyncSession) -> Tenant | None:
     return await session.scalar(select(Tenant).where(Tenant.kind == TenantKind.epci.value))
+
+
+async def administered_tenant(session: AsyncSession, principal: Principal, ref: str) -> Tenant:
+    """The tenant named by ``ref``, if ``principal`` administers the deployment's EPCI."""
+    principal.require_role(*ADMIN_ROLES)
+    tenant = await resolve_tenant(session, ref)
+    epci = await deployment_epci(session)
+    require_epci_admin(principal, epci.siren if epci and epci.siren else "")
+    return tenant
 
 
 async def registered_epci(session: AsyncSession, siren: str) -> Tenant:
