@@ -12,8 +12,12 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
+from litestar.testing import AsyncTestClient
 
 from socle_devstack.keycloak import KeycloakServer
+from socle_identity.app import create_app
+from socle_identity.config import IdentitySettings
+from tests.support.apps import settings_kwargs
 from tests.support.keycloak_admin import KeycloakAdmin, RealmUser, create_user
 
 CONSOLE_CALLBACK = "http://localhost:18100/auth/callback"
@@ -89,6 +93,27 @@ def browser_login(
             data = {k: v for k, v in (("username", username), ("password", password)) if k in fields}
             response = send("POST", html.unescape(match.group(1)), data=data)
     return LoginOutcome(None, response.text)
+
+
+@pytest.fixture
+def identity_settings(clean_socle_env, database, keycloak, credentials) -> IdentitySettings:
+    """The identity service on the test servers, managing the realm; its background jobs off (their tests run them)."""
+    return IdentitySettings(
+        **settings_kwargs(
+            "identity",
+            database,
+            keycloak,
+            keycloak_client_secret=credentials["platform_client"],
+            placement_sync_interval_seconds=0,
+            audit_feed_interval_seconds=0,
+        )
+    )
+
+
+@pytest.fixture
+async def identity(identity_settings: IdentitySettings):
+    async with AsyncTestClient(create_app(identity_settings)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -257,21 +257,6 @@ def socle_user(kc_admin, agent: Agent) -> dict[str, Any]:
     return dict(found[0])
 
 
-@pytest.fixture
-async def identity(clean_socle_env, database, keycloak, credentials):
-    settings = IdentitySettings(
-        **settings_kwargs(
-            "identity",
-            database,
-            keycloak,
-            keycloak_client_secret=credentials["platform_client"],
-            placement_sync_interval_seconds=0,
-        )
-    )
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
-
-
 @pytest.fixture(scope="module")
 def operator(kc_admin) -> dict[str, str]:
     client = kc_admin.create_client(roles=("operator",))

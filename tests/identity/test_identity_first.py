@@ -26,13 +26,9 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from socle_core.auth import principal_from_claims
 from socle_devstack.stack import REPO_ROOT
-from socle_identity.app import create_app
-from socle_identity.config import IdentitySettings
-from tests.support.apps import settings_kwargs
 
 COMMUNE_REALM_FILE = REPO_ROOT / "infra" / "keycloak" / "test" / "commune-idp-realm.json"
 COMMUNE_REALM = "commune-idp-test"
@@ -355,21 +351,6 @@ def log_in_at_commune_idp(keycloak, relying_party: tuple[str, str], agent: Agent
         "visited": visited,
         "tokens": response.json(),
     }
-
-
-@pytest.fixture
-async def identity(clean_socle_env, database, keycloak, credentials):
-    settings = IdentitySettings(
-        **settings_kwargs(
-            "identity",
-            database,
-            keycloak,
-            keycloak_client_secret=credentials["platform_client"],
-            placement_sync_interval_seconds=0,
-        )
-    )
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 def test_the_commune_idp_is_linked_to_the_organization_and_its_domain(kc_admin, commune_b) -> None:

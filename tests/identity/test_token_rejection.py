@@ -23,8 +23,6 @@ from litestar.testing import AsyncTestClient
 import socle_core.auth
 from socle_core.auth import CrossTenantAttempt
 from socle_devstack.stack import REPO_ROOT
-from socle_identity.app import create_app as create_identity
-from socle_identity.config import IdentitySettings
 from socle_tenancy.app import create_app as create_tenancy
 from socle_tenancy.config import TenancySettings
 from tests.core.test_app import assert_problem
@@ -36,21 +34,6 @@ from tests.support.tokens import SigningKey, b64, claims_for, unsigned
 
 #: The deployment's EPCI in the shared test database (the demo declaration, as the tenancy tests use).
 DEMO_SIREN = json.loads((REPO_ROOT / "tenants" / "demo" / "cc-pays-de-sommieres.json").read_text())["epci"]["siren"]
-
-
-@pytest.fixture
-async def identity(clean_socle_env, database, keycloak, credentials):
-    settings = IdentitySettings(
-        **settings_kwargs(
-            "identity",
-            database,
-            keycloak,
-            keycloak_client_secret=credentials["platform_client"],
-            placement_sync_interval_seconds=0,
-        )
-    )
-    async with AsyncTestClient(create_identity(settings)) as client:
-        yield client
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -8,32 +8,20 @@ import uuid
 
 import httpx
 import pytest
-from litestar.testing import AsyncTestClient
 
 from socle_identity.app import create_app
-from socle_identity.config import IdentitySettings
 from socle_identity.keycloak import Organizations
 from tests.core.test_app import assert_problem
 from tests.core.test_audit import _chain
-from tests.support.apps import served, settings_kwargs
+from tests.support.apps import served
 from tests.support.fixtures import TestTenant as Tenant
 from tests.support.fixtures import new_tenant
 
 
-@pytest.fixture
-async def identity(clean_socle_env, database, keycloak, credentials, smtp_sink):
-    settings = IdentitySettings(
-        **settings_kwargs(
-            "identity",
-            database,
-            keycloak,
-            keycloak_client_secret=credentials["platform_client"],
-            placement_sync_interval_seconds=0,
-            audit_feed_interval_seconds=0,
-        )
-    )
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
+@pytest.fixture(autouse=True)
+def _mail_sink(smtp_sink):
+    """Invitations send Keycloak's e-mail: the realm sends them to the test mail sink."""
+    return smtp_sink
 
 
 @pytest.fixture
@@ -322,25 +310,15 @@ async def test_the_list_is_paginated_with_a_next_link(identity, commune, token_o
 
 
 async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
-    clean_socle_env, database, keycloak, credentials, smtp_sink, commune, token_of, kc_admin
+    identity_settings, commune, token_of, kc_admin
 ) -> None:
     """The count of the other admins and the demotion are serialised per commune (409 for the second).
 
     The app is served by uvicorn so that the two requests really run at the same time.
     """
-    settings = IdentitySettings(
-        **settings_kwargs(
-            "identity",
-            database,
-            keycloak,
-            keycloak_client_secret=credentials["platform_client"],
-            placement_sync_interval_seconds=0,
-            audit_feed_interval_seconds=0,
-        )
-    )
     tenant = await commune()
     admin = token_of(tenant)
-    with served(create_app(settings)) as url:
+    with served(create_app(identity_settings)) as url:
         async with httpx.AsyncClient(base_url=url, headers=admin, timeout=60) as identity:
             first = await _invite(identity, admin, tenant, role="commune-admin")
             second = await _invite(identity, admin, tenant, role="commune-admin")

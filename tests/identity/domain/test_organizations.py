@@ -5,33 +5,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from socle_identity.app import create_app
-from socle_identity.config import IdentitySettings
 from socle_identity.keycloak import Organizations
 from tests.core.test_app import assert_problem
 from tests.core.test_audit import _chain
 from tests.identity.conftest import browser_login
-from tests.support.apps import settings_kwargs
 from tests.support.fixtures import new_tenant
 from tests.support.keycloak_admin import ClientCredentials
-
-
-@pytest.fixture
-async def identity(clean_socle_env, database, keycloak, credentials):
-    settings = IdentitySettings(
-        **settings_kwargs(
-            "identity",
-            database,
-            keycloak,
-            keycloak_client_secret=credentials["platform_client"],
-            placement_sync_interval_seconds=0,
-            audit_feed_interval_seconds=0,
-        )
-    )
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
 
 
 @pytest.fixture

@@ -15,15 +15,6 @@ from tests.support.apps import settings_kwargs
 from tests.support.fixtures import new_tenant
 
 
-@pytest.fixture
-async def identity(clean_socle_env, database, keycloak, credentials):
-    settings = IdentitySettings(
-        **settings_kwargs("identity", database, keycloak, keycloak_client_secret=credentials["platform_client"])
-    )
-    async with AsyncTestClient(create_app(settings)) as client:
-        yield client
-
-
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
