@@ -161,13 +161,20 @@ class TokenVerifier:
         return claims
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
-        now = time.time()
+        self._check_issuer_and_audience(claims)
+        self._check_type_and_lifetime(claims)
+
+    def _check_issuer_and_audience(self, claims: dict[str, Any]) -> None:
         if claims.get("iss") != self.issuer:
             raise InvalidToken("token issuer is not this platform's realm")
         audience = claims.get("aud")
         audiences = [audience] if isinstance(audience, str) else list(audience or [])
         if self.audience not in audiences:
             raise InvalidToken(f"token audience does not include {self.audience!r}")
+
+    def _check_type_and_lifetime(self, claims: dict[str, Any]) -> None:
+        """An access token's: a lifetime with small leeway, ``typ`` Bearer (other verifiers override this)."""
+        now = time.time()
         exp = claims.get("exp")
         if not isinstance(exp, int | float):
             raise InvalidToken("token has no expiry")
