@@ -31,6 +31,8 @@ from socle_identity.app import create_app
 from socle_identity.config import IdentitySettings
 from tests.core.test_app import assert_problem
 from tests.support.apps import settings_kwargs
+from tests.support.keycloak_admin import admin_api
+from tests.support.tokens import unverified_claims
 
 UPSTREAM = "proconnect-upstream"
 UPSTREAM_CLIENT = ("socle-broker", "test-only-proconnect-upstream-secret")
@@ -55,15 +57,7 @@ def rendered_realm(env: dict[str, str]) -> dict[str, Any]:
 
 
 def _upstream(keycloak, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    response = httpx.request(
-        method,
-        f"{keycloak.url}/admin/realms/{UPSTREAM}{path}",
-        headers={"Authorization": f"Bearer {keycloak.admin_token()}"},
-        timeout=20,
-        **kwargs,
-    )
-    assert response.status_code < 400, f"{method} {path}: {response.status_code} {response.text}"
-    return response
+    return admin_api(keycloak, method, f"/{UPSTREAM}{path}", **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -246,11 +240,6 @@ def code_tokens(keycloak, relying_party: tuple[str, str], login: Login) -> dict[
     )
 
 
-def claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-
-
 def socle_user(kc_admin, agent: Agent) -> dict[str, Any]:
     found = kc_admin.request("GET", "/users", params={"email": agent.email, "exact": "true"}).json()
     assert len(found) == 1, found
@@ -324,7 +313,7 @@ async def test_an_agent_with_a_siret_of_commune_b_lands_in_b(
     assert user["attributes"]["proconnect_uid"] == [agent.uid]
     links = kc_admin.request("GET", f"/users/{user['id']}/federated-identity").json()
     assert [link["identityProvider"] for link in links] == ["proconnect"]
-    assert "organization" not in claims(first["access_token"])  # not placed yet
+    assert "organization" not in unverified_claims(first["access_token"])  # not placed yet
 
     response = await identity.post("/v1/placements/sync", headers=operator)
     assert response.status_code == 200, response.text
@@ -345,7 +334,7 @@ async def test_an_agent_with_a_siret_of_commune_b_lands_in_b(
 
     # The agent's next token names commune B, and every service reads it as tenant B.
     refreshed = tokens(keycloak, relying_party, grant_type="refresh_token", refresh_token=first["refresh_token"])
-    assert set(claims(refreshed["access_token"])["organization"]) == {commune_b.alias}
+    assert set(unverified_claims(refreshed["access_token"])["organization"]) == {commune_b.alias}
     me = await identity.get("/v1/me", headers={"Authorization": f"Bearer {refreshed['access_token']}"})
     assert me.status_code == 200, me.text
     assert me.json()["tenant_id"] == str(commune_b.tenant_id)
@@ -427,7 +416,7 @@ def test_the_broker_sends_proconnect_a_nonce_of_at_least_32_characters(
     assert len(logins[0].upstream_request["state"][0]) >= 32
 
     first = code_tokens(keycloak, relying_party, logins[0])
-    assert claims(first["access_token"])["email"] == agents[0].email
+    assert unverified_claims(first["access_token"])["email"] == agents[0].email
     user = socle_user(kc_admin, agents[0])
     links = kc_admin.request("GET", f"/users/{user['id']}/federated-identity").json()
     assert [link["identityProvider"] for link in links] == ["proconnect"]

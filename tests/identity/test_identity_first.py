@@ -29,6 +29,8 @@ import pytest
 
 from socle_core.auth import principal_from_claims
 from socle_devstack.stack import REPO_ROOT
+from tests.support.keycloak_admin import admin_api
+from tests.support.tokens import unverified_claims
 
 COMMUNE_REALM_FILE = REPO_ROOT / "infra" / "keycloak" / "test" / "commune-idp-realm.json"
 COMMUNE_REALM = "commune-idp-test"
@@ -143,30 +145,12 @@ def start_login(keycloak, client_id: str) -> Login:
     return Login(browser, verifier, page)
 
 
-def claims(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
-
-
-def admin(keycloak, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    """The admin REST API of any realm (``path`` starts after ``/admin/realms``)."""
-    response = httpx.request(
-        method,
-        f"{keycloak.url}/admin/realms{path}",
-        headers={"Authorization": f"Bearer {keycloak.admin_token()}"},
-        timeout=20,
-        **kwargs,
-    )
-    assert response.status_code < 400, f"{method} {path}: {response.status_code} {response.text}"
-    return response
-
-
 @pytest.fixture(scope="module")
 def commune_idp(keycloak) -> Iterator[str]:
     """The commune's own IdP: a realm of the test Keycloak, imported for this module; yields its issuer."""
-    admin(keycloak, "POST", "", json=json.loads(COMMUNE_REALM_FILE.read_text()))
+    admin_api(keycloak, "POST", "", json=json.loads(COMMUNE_REALM_FILE.read_text()))
     yield f"{keycloak.url}/realms/{COMMUNE_REALM}"
-    admin(keycloak, "DELETE", f"/{COMMUNE_REALM}")
+    admin_api(keycloak, "DELETE", f"/{COMMUNE_REALM}")
 
 
 @pytest.fixture(scope="module")
@@ -286,7 +270,7 @@ def commune_agent(keycloak, commune: Commune) -> Agent:
     """An agent account in the commune's own IdP, with an address of the commune's domain."""
     name = f"agent-{uuid.uuid4().hex[:8]}"
     agent = Agent(name, f"Pw-{secrets.token_urlsafe(12)}9a", f"{name}@{commune.domain}")
-    admin(
+    admin_api(
         keycloak,
         "POST",
         f"/{COMMUNE_REALM}/users",
@@ -396,7 +380,7 @@ async def test_an_agent_of_commune_b_is_sent_to_the_communes_idp_and_lands_in_b(
     assert [(m["id"], m["membershipType"]) for m in members] == [(user["id"], "MANAGED")]
 
     # The very first token names commune B, and every service reads it as tenant B.
-    access = claims(done["tokens"]["access_token"])
+    access = unverified_claims(done["tokens"]["access_token"])
     assert access["organization"] == {
         commune_b.alias: {"id": commune_b.org_id, "tenant_id": [str(commune_b.tenant_id)]}
     }
@@ -420,7 +404,9 @@ def test_a_returning_agent_goes_to_the_communes_idp_again_and_keeps_one_account(
 
     [user] = socle_users(kc_admin, agent.email)
     assert (
-        claims(first["tokens"]["access_token"])["sub"] == claims(again["tokens"]["access_token"])["sub"] == user["id"]
+        unverified_claims(first["tokens"]["access_token"])["sub"]
+        == unverified_claims(again["tokens"]["access_token"])["sub"]
+        == user["id"]
     )
     assert not any("first-broker-login" in url for url in again["visited"])  # an existing link, no onboarding
     member_ids = [m["id"] for m in kc_admin.request("GET", f"/organizations/{commune_b.org_id}/members").json()]

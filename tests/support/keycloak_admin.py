@@ -13,6 +13,19 @@ import httpx
 from socle_devstack.keycloak import REALM, KeycloakServer
 
 
+def admin_api(keycloak: KeycloakServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """The admin REST API of any realm of the test Keycloak (``path`` starts after ``/admin/realms``)."""
+    response = httpx.request(
+        method,
+        f"{keycloak.url}/admin/realms{path}",
+        headers={"Authorization": f"Bearer {keycloak.admin_token()}"},
+        timeout=20,
+        **kwargs,
+    )
+    assert response.status_code < 400, f"{method} {path}: {response.status_code} {response.text}"
+    return response
+
+
 @dataclass
 class ClientCredentials:
     client_id: str

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 
 from socle_tenancy.domain.onboarding.services import STEPS
+from tests.support.tokens import unverified_claims
 
 pytestmark = pytest.mark.usefixtures("demo_epci")
 
 
 def _subject(headers: dict[str, str]) -> str:
-    payload = headers["Authorization"].split()[1].split(".")[1]
-    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+    return str(unverified_claims(headers["Authorization"].split()[1])["sub"])
 
 
 async def test_onboarding_steps_are_recorded_in_the_tenants_chain(tenancy, operator, kc_admin) -> None:
