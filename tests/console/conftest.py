@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from socle_devstack.processes import free_port
 from socle_identity.app import create_app as create_identity
 from socle_identity.config import IdentitySettings
 from tests.support.apps import settings_kwargs
-from tests.support.keycloak_admin import KeycloakAdmin, create_user
+from tests.support.keycloak_admin import Commune, KeycloakAdmin, create_commune, create_user
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -150,28 +149,11 @@ async def console_owner_engine(database) -> Iterator[AsyncEngine]:
 
 
 @dataclass(frozen=True)
-class Commune:
-    alias: str
-    tenant_id: uuid.UUID
-    org_id: str
-
-
-@dataclass(frozen=True)
 class Agent:
     id: str
     username: str
     password: str
     email: str
-
-
-def create_commune(kc_admin: KeycloakAdmin) -> Commune:
-    alias, tenant_id = f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4()
-    response = kc_admin.request(
-        "POST",
-        "/organizations",
-        json={"alias": alias, "name": alias, "enabled": True, "attributes": {"tenant_id": [str(tenant_id)]}},
-    )
-    return Commune(alias, tenant_id, response.headers["Location"].rsplit("/", 1)[-1])
 
 
 def create_agent(kc_admin: KeycloakAdmin, role: str, *communes: Commune) -> Agent:

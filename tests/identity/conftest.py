@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
-import re
 import secrets
+from contextlib import closing
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -18,11 +15,10 @@ from socle_devstack.keycloak import KeycloakServer
 from socle_identity.app import create_app
 from socle_identity.config import IdentitySettings
 from tests.support.apps import settings_kwargs
+from tests.support.browser import Browser, fields, form_action, pkce_pair, redirect_target
 from tests.support.keycloak_admin import KeycloakAdmin, RealmUser, create_user
 
 CONSOLE_CALLBACK = "http://localhost:18100/auth/callback"
-_FORM = re.compile(r"<form[^>]*\baction=\"([^\"]+)\"", re.IGNORECASE)
-_INPUT = re.compile(r"<input[^>]*\bname=\"([^\"]+)\"", re.IGNORECASE)
 
 
 @dataclass
@@ -48,10 +44,10 @@ def browser_login(
     pkce: bool = True,
     scope: str = "openid",
 ) -> LoginOutcome:
-    """Drive Keycloak's login pages like a browser without JavaScript would (forms and cookies).
+    """Drive Keycloak's login pages like a browser without JavaScript would (forms and cookies, see ``Browser``).
 
-    Cookies are kept by hand: Keycloak marks them ``Secure``, which a browser honours on
-    ``localhost`` (a secure context) but httpx's cookie jar does not over plain http.
+    Only the username and password are posted (no hidden fields), at most eight times: a wrong
+    password keeps the form on screen, and each post counts against brute-force protection.
     """
     params = {
         "client_id": client_id,
@@ -63,35 +59,23 @@ def browser_login(
     }
     verifier = ""
     if pkce:
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        verifier, challenge = pkce_pair()
         params.update(code_challenge=challenge, code_challenge_method="S256")
-    url = f"{keycloak.issuer}/protocol/openid-connect/auth?{urlencode(params)}"
-    jar: dict[str, str] = {}
+    authorize = f"{keycloak.issuer}/protocol/openid-connect/auth?{urlencode(params)}"
 
-    def send(method: str, target: str, **kwargs: object) -> httpx.Response:
-        cookie = "; ".join(f"{k}={v}" for k, v in jar.items())
-        answer = browser.request(method, target, headers={"Cookie": cookie} if cookie else {}, **kwargs)  # type: ignore[arg-type]
-        for header in answer.headers.get_list("set-cookie"):
-            name, _, rest = header.partition("=")
-            jar[name.strip()] = rest.split(";", 1)[0]
-        return answer
+    def back(url: str) -> bool:
+        return url.startswith(redirect_uri)
 
-    with httpx.Client(timeout=20, follow_redirects=False) as browser:
-        response = send("GET", url)
+    with closing(Browser()) as browser:
+        response = browser.follow(browser.send("GET", authorize), back)
         for _ in range(8):
             if response.is_redirect:
-                location = urljoin(str(response.url), response.headers["location"])
-                if location.startswith(redirect_uri):
-                    return LoginOutcome(location, "", verifier)
-                response = send("GET", location)
-                continue
-            match = _FORM.search(response.text)
-            fields = set(_INPUT.findall(response.text))
-            if match is None or not ({"username", "password"} & fields):
+                return LoginOutcome(redirect_target(response), "", verifier)
+            action, names = form_action(response), fields(response)
+            if action is None or not ({"username", "password"} & names.keys()):
                 return LoginOutcome(None, response.text)
-            data = {k: v for k, v in (("username", username), ("password", password)) if k in fields}
-            response = send("POST", html.unescape(match.group(1)), data=data)
+            data = {k: v for k, v in (("username", username), ("password", password)) if k in names}
+            response = browser.follow(browser.send("POST", action, data=data), back)
     return LoginOutcome(None, response.text)
 
 

@@ -13,7 +13,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -32,24 +31,14 @@ from socle_identity.domain.audit_feed.services import AuditFeed
 from socle_tenancy.domain.audit.services import verify
 from tests.core.test_app import assert_problem
 from tests.support.apps import settings_kwargs
-from tests.support.keycloak_admin import ClientCredentials, KeycloakAdmin, RealmUser, create_user
-
-
-@dataclass(frozen=True)
-class Commune:
-    alias: str
-    tenant_id: uuid.UUID
-    org_id: str
-
-
-def create_commune(kc_admin: KeycloakAdmin) -> Commune:
-    alias, tenant_id = f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4()
-    response = kc_admin.request(
-        "POST",
-        "/organizations",
-        json={"alias": alias, "name": alias, "enabled": True, "attributes": {"tenant_id": [str(tenant_id)]}},
-    )
-    return Commune(alias, tenant_id, response.headers["Location"].rsplit("/", 1)[-1])
+from tests.support.keycloak_admin import (
+    ClientCredentials,
+    Commune,
+    KeycloakAdmin,
+    RealmUser,
+    create_commune,
+    create_user,
+)
 
 
 def join(kc_admin: KeycloakAdmin, commune: Commune, user: RealmUser) -> None:

@@ -10,17 +10,15 @@ Logins are driven with httpx through the real login pages, without a browser.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import html
 import json
 import re
 import secrets
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -31,6 +29,7 @@ from socle_identity.app import create_app
 from socle_identity.config import IdentitySettings
 from tests.core.test_app import assert_problem
 from tests.support.apps import settings_kwargs
+from tests.support.browser import Browser, fields, form_action, pkce_pair, redirect_target
 from tests.support.keycloak_admin import admin_api
 from tests.support.tokens import unverified_claims
 
@@ -38,9 +37,6 @@ UPSTREAM = "proconnect-upstream"
 UPSTREAM_CLIENT = ("socle-broker", "test-only-proconnect-upstream-secret")
 CALLBACK = "http://localhost:18199/federation/callback"
 _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)(?::([^}]*))?\}")
-_FORM = re.compile(r"<form[^>]*\baction=\"([^\"]+)\"", re.IGNORECASE)
-_INPUT = re.compile(r"<input[^>]*>", re.IGNORECASE)
-_ATTR = re.compile(r"\b(name|value)=\"([^\"]*)\"", re.IGNORECASE)
 
 
 def rendered_realm(env: dict[str, str]) -> dict[str, Any]:
@@ -155,11 +151,10 @@ def broker_login(
     ``tamper`` may change the query of the broker's request to the upstream provider on its way,
     as an attacker or a faulty provider would.
 
-    Cookies are kept per path by hand: both realms live on one host, and Keycloak's cookies are
-    ``Secure`` (which httpx's jar does not send over plain http).
+    Cookies and redirects are the ``Browser``'s; every form is posted with its fields as found,
+    and with the agent's credentials where it asks for a password.
     """
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     params = {
         "client_id": client_id,
         "response_type": "code",
@@ -171,49 +166,32 @@ def broker_login(
         "code_challenge_method": "S256",
         "kc_idp_hint": "proconnect",
     }
-    jar: dict[tuple[str, str], str] = {}
     upstream_auth = f"{keycloak.url}/realms/{UPSTREAM}/protocol/openid-connect/auth"
     seen_upstream: dict[str, list[str]] = {}
 
-    def send(method: str, url: str, **kwargs: Any) -> httpx.Response:
-        path = urlsplit(url).path
-        cookie = "; ".join(f"{name}={value}" for (name, scope), value in jar.items() if path.startswith(scope))
-        answer = browser.request(method, url, headers={"Cookie": cookie} if cookie else {}, **kwargs)
-        for header in answer.headers.get_list("set-cookie"):
-            pair, _, attributes = header.partition(";")
-            name, _, value = pair.partition("=")
-            scope = next(
-                (a.split("=", 1)[1].strip() for a in attributes.split(";") if a.strip().lower().startswith("path=")),
-                "/",
-            )
-            jar[(name.strip(), scope)] = value
-        return answer
+    def watched(url: str) -> bool:
+        return url.startswith((CALLBACK, upstream_auth))
 
-    with httpx.Client(timeout=30, follow_redirects=False) as browser:
-        response = send("GET", f"{keycloak.issuer}/protocol/openid-connect/auth?{urlencode(params)}")
+    with closing(Browser()) as browser:
+        response = browser.follow(
+            browser.send("GET", f"{keycloak.issuer}/protocol/openid-connect/auth?{urlencode(params)}"), watched
+        )
         for _ in range(15):
             if response.is_redirect:
-                location = urljoin(str(response.url), response.headers["location"])
+                location = redirect_target(response)
                 if location.startswith(CALLBACK):
                     return Login(location, "", verifier, seen_upstream)
-                if location.startswith(upstream_auth):
-                    seen_upstream = parse_qs(urlsplit(location).query)
-                    if tamper is not None:
-                        tamper(seen_upstream)
-                        location = f"{upstream_auth}?{urlencode(seen_upstream, doseq=True)}"
-                response = send("GET", location)
-                continue
-            form = _FORM.search(response.text)
-            if form is None:
+                seen_upstream = parse_qs(urlsplit(location).query)
+                if tamper is not None:
+                    tamper(seen_upstream)
+                    location = f"{upstream_auth}?{urlencode(seen_upstream, doseq=True)}"
+                response = browser.follow(browser.send("GET", location), watched)
+            elif form_action(response) is None:
                 return Login(None, response.text, verifier, seen_upstream)
-            fields = {}
-            for tag in _INPUT.findall(response.text):
-                attributes = {k.lower(): html.unescape(v) for k, v in _ATTR.findall(tag)}
-                if "name" in attributes:
-                    fields[attributes["name"]] = attributes.get("value", "")
-            if "password" in fields:
-                fields.update(username=agent.username, password=agent.password)
-            response = send("POST", html.unescape(form.group(1)), data=fields)
+            else:
+                asks = "password" in fields(response)
+                credentials = {"username": agent.username, "password": agent.password} if asks else {}
+                response = browser.follow(browser.submit(response, **credentials), watched)
     return Login(None, response.text, verifier, seen_upstream)
 
 

@@ -12,11 +12,7 @@ httpx through the real login pages, without a browser.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
 import json
-import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +25,15 @@ import pytest
 
 from socle_core.auth import principal_from_claims
 from socle_devstack.stack import REPO_ROOT
+from tests.support.browser import (
+    Browser,
+    fields,
+    input_value,
+    pkce_pair,
+    providers_offered,
+    redirect_target,
+    visible_text,
+)
 from tests.support.keycloak_admin import admin_api
 from tests.support.tokens import unverified_claims
 
@@ -36,87 +41,6 @@ COMMUNE_REALM_FILE = REPO_ROOT / "infra" / "keycloak" / "test" / "commune-idp-re
 COMMUNE_REALM = "commune-idp-test"
 BROKER_CLIENT = ("socle-broker", "test-only-commune-idp-secret")
 CALLBACK = "http://localhost:18199/identity-first/callback"
-_FORM = re.compile(r"<form[^>]*\baction=\"([^\"]+)\"", re.IGNORECASE)
-_INPUT = re.compile(r"<input[^>]*>", re.IGNORECASE)
-_ATTR = re.compile(r"\b(id|name|value)=\"([^\"]*)\"", re.IGNORECASE)
-_SOCIAL = re.compile(r"<a[^>]*\bid=\"social-([^\"]+)\"[^>]*\bhref=\"([^\"]+)\"", re.IGNORECASE | re.DOTALL)
-
-
-class Browser:
-    """Keycloak's login pages as a browser without JavaScript sees them: forms, redirects, cookies.
-
-    Cookies are kept per path by hand: both realms live on one host, and Keycloak's cookies are
-    ``Secure`` (which httpx's jar does not send over plain http). Redirects are followed one by
-    one so that a test can see where each one goes.
-    """
-
-    def __init__(self) -> None:
-        self.client = httpx.Client(timeout=30, follow_redirects=False)
-        self.jar: dict[tuple[str, str], str] = {}
-        self.visited: list[str] = []
-
-    def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        path = urlsplit(url).path
-        cookie = "; ".join(f"{name}={value}" for (name, scope), value in self.jar.items() if path.startswith(scope))
-        self.visited.append(url)
-        answer = self.client.request(method, url, headers={"Cookie": cookie} if cookie else {}, **kwargs)
-        for header in answer.headers.get_list("set-cookie"):
-            pair, _, attributes = header.partition(";")
-            name, _, value = pair.partition("=")
-            scope = next(
-                (a.split("=", 1)[1].strip() for a in attributes.split(";") if a.strip().lower().startswith("path=")),
-                "/",
-            )
-            self.jar[(name.strip(), scope)] = value
-        return answer
-
-    def follow(self, response: httpx.Response, stop: Callable[[str], bool] = lambda _: False) -> httpx.Response:
-        """Follow redirects until a page, or until the next location satisfies ``stop`` (not fetched)."""
-        for _ in range(15):
-            if not response.is_redirect:
-                return response
-            location = urljoin(str(response.url), response.headers["location"])
-            if stop(location):
-                return response
-            response = self.send("GET", location)
-        raise AssertionError(f"too many redirects: {self.visited[-15:]}")
-
-    def submit(self, page: httpx.Response, **values: str) -> httpx.Response:
-        """Fill the page's form (hidden fields kept) and post it."""
-        form = _FORM.search(page.text)
-        assert form is not None, f"no form on {page.url}: {visible_text(page)[:1500]}"
-        return self.send("POST", html.unescape(form.group(1)), data={**fields(page), **values})
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def fields(page: httpx.Response) -> dict[str, str]:
-    """The named inputs of the page's form with their values."""
-    found = {}
-    for tag in _INPUT.findall(page.text):
-        attributes = {k.lower(): html.unescape(v) for k, v in _ATTR.findall(tag)}
-        if "name" in attributes:
-            found[attributes["name"]] = attributes.get("value", "")
-    return found
-
-
-def input_value(page: httpx.Response, element_id: str) -> str | None:
-    for tag in _INPUT.findall(page.text):
-        attributes = {k.lower(): html.unescape(v) for k, v in _ATTR.findall(tag)}
-        if attributes.get("id") == element_id:
-            return attributes.get("value", "")
-    return None
-
-
-def providers_offered(page: httpx.Response) -> dict[str, str]:
-    """The identity providers the page offers as buttons: alias → link."""
-    return {alias: html.unescape(href) for alias, href in _SOCIAL.findall(page.text)}
-
-
-def visible_text(page: httpx.Response) -> str:
-    text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page.text, flags=re.DOTALL | re.IGNORECASE)
-    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))).strip()
 
 
 @dataclass
@@ -128,8 +52,7 @@ class Login:
 
 def start_login(keycloak, client_id: str) -> Login:
     """Open the socle realm's authorization endpoint as the console would (code flow, PKCE, no IdP hint)."""
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    verifier, challenge = pkce_pair()
     params = {
         "client_id": client_id,
         "response_type": "code",
@@ -304,14 +227,14 @@ def log_in_at_commune_idp(keycloak, relying_party: tuple[str, str], agent: Agent
             login.browser.submit(login.first_page, username=agent.email), stop=lambda url: url.startswith(upstream_auth)
         )
         assert to_upstream.is_redirect, f"not sent to the commune's IdP: {visible_text(to_upstream)[:1500]}"
-        upstream_request = urljoin(str(to_upstream.url), to_upstream.headers["location"])
+        upstream_request = redirect_target(to_upstream)
         upstream_page = login.browser.send("GET", upstream_request)
         back = login.browser.follow(
             login.browser.submit(upstream_page, username=agent.username, password=agent.password),
             stop=lambda url: url.startswith(CALLBACK),
         )
         assert back.is_redirect, f"the login did not come back: {visible_text(back)[:1500]}"
-        callback = urljoin(str(back.url), back.headers["location"])
+        callback = redirect_target(back)
         visited = list(login.browser.visited)
     finally:
         login.browser.close()

@@ -208,3 +208,22 @@ def create_user(kc_admin: KeycloakAdmin, *roles: str) -> RealmUser:
         reprs = [kc_admin.request("GET", f"/roles/{r}").json() for r in roles]
         kc_admin.request("POST", f"/users/{user_id}/role-mappings/realm", json=reprs)
     return RealmUser(user_id, username, password)
+
+
+@dataclass(frozen=True)
+class Commune:
+    """A commune's Keycloak organization, made directly in the realm (no tenancy service involved)."""
+
+    alias: str
+    tenant_id: uuid.UUID
+    org_id: str
+
+
+def create_commune(kc_admin: KeycloakAdmin) -> Commune:
+    alias, tenant_id = f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    response = kc_admin.request(
+        "POST",
+        "/organizations",
+        json={"alias": alias, "name": alias, "enabled": True, "attributes": {"tenant_id": [str(tenant_id)]}},
+    )
+    return Commune(alias, tenant_id, response.headers["Location"].rsplit("/", 1)[-1])
