@@ -1,4 +1,10 @@
-"""The Keycloak admin client against the real Keycloak (and MockTransport for failure paths)."""
+"""The Keycloak admin client against the real Keycloak.
+
+Every answer is the real Keycloak's, refusals included (a second organization of the same
+name is its own 409). Only faults a healthy Keycloak never produces on demand (a refused
+connection, a timeout, a 5xx) are injected, by ``tests.support.faults.Faults`` in front of
+it, for the first calls of a conversation whose rest is with the real server.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from socle_identity.keycloak import (
     ServiceAccountClients,
 )
 from tests.identity.conftest import browser_login, console_tokens
+from tests.support.faults import Faults
 
 
 def _alias() -> str:
@@ -158,55 +165,44 @@ async def test_token_is_cached_until_expiry(platform_keycloak) -> None:
     assert platform_keycloak._token == token
 
 
-def _mock(handler) -> KeycloakAdminClient:
+def _platform(keycloak, credentials, transport: Faults) -> KeycloakAdminClient:
+    """The platform client on the real realm, through ``transport``, retrying without a pause."""
     return KeycloakAdminClient(
-        "http://kc.test", "socle", "socle-platform", "s", backoff_seconds=0, transport=httpx.MockTransport(handler)
+        keycloak.url, "socle", "socle-platform", credentials["platform_client"], backoff_seconds=0, transport=transport
     )
 
 
-async def test_server_errors_and_connection_failures_are_retried() -> None:
-    calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        if request.url.path.endswith("/token"):
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
-        if len(calls) == 2:
-            raise httpx.ConnectError("refused", request=request)
-        if len(calls) == 3:
-            return httpx.Response(503, json={"error": "starting"})
-        return httpx.Response(200, json=[])
-
-    async with _mock(handler) as client:
-        assert await Organizations(client).get("commune-1") is None
-    assert len(calls) == 4
+async def test_server_errors_and_connection_failures_are_retried(keycloak, credentials) -> None:
+    faults = Faults(httpx.ConnectError, 503, method="GET", path="/admin/realms/socle/organizations")
+    async with _platform(keycloak, credentials, faults) as client:
+        assert await Organizations(client).get(_alias()) is None
+    assert faults.calls[0].request.url.path.endswith("/protocol/openid-connect/token")
+    assert faults.calls[0].answer == 200
+    assert [(c.answer, c.injected) for c in faults.matching()[:3]] == [
+        ("ConnectError", True),
+        (503, True),
+        (200, False),
+    ]
 
 
-async def test_persistent_failure_is_unavailable_after_the_last_attempt() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/token"):
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
-        raise httpx.ReadTimeout("slow", request=request)
-
-    async with _mock(handler) as client:
+async def test_persistent_failure_is_unavailable_after_the_last_attempt(keycloak, credentials) -> None:
+    faults = Faults(*[httpx.ReadTimeout] * 3, method="GET", path="/admin/realms/socle/organizations")
+    async with _platform(keycloak, credentials, faults) as client:
         with pytest.raises(KeycloakUnavailable, match="after 3 attempts: ReadTimeout"):
-            await Organizations(client).get("commune-1")
+            await Organizations(client).get(_alias())
+    assert faults.injected == 3
+    assert [c.answer for c in faults.calls] == [200, "ReadTimeout", "ReadTimeout", "ReadTimeout"]  # the token, real
 
 
-async def test_a_refusal_is_not_retried_and_carries_keycloaks_message() -> None:
-    calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.url.path)
-        if request.url.path.endswith("/token"):
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
-        return httpx.Response(409, json={"errorMessage": "A organization with the same name already exists."})
-
-    async with _mock(handler) as client:
+async def test_a_refusal_is_not_retried_and_carries_keycloaks_message(platform_keycloak, keycloak, credentials) -> None:
+    name = f"Commune {uuid.uuid4().hex[:8]}"
+    await Organizations(platform_keycloak).ensure(_alias(), name=name, tenant_id=uuid.uuid4())
+    faults = Faults()  # nothing injected: the 409 is Keycloak's own answer to a second organization of that name
+    async with _platform(keycloak, credentials, faults) as client:
         with pytest.raises(KeycloakConflict, match="same name") as refused:
-            await client.request("POST", "/organizations", json={})
+            await client.request("POST", "/organizations", json={"name": name, "alias": _alias()})
     assert refused.value.status == 409
-    assert len(calls) == 2
+    assert [(c.request.method, c.answer) for c in faults.calls] == [("POST", 200), ("POST", 409)]  # token, then once
 
 
 async def test_a_member_logging_into_the_console_gets_their_tenant(

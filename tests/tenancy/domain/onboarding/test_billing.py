@@ -1,86 +1,102 @@
-"""The billing client's retries and error mapping, with httpx.MockTransport (the real billing
-service is exercised by test_metering_account.py)."""
+"""Tenancy's billing client, its retries and error mapping, against the session's real billing service.
+
+Tokens come from the real Keycloak, answers from the real billing service: its 201, its 409
+for a key another tenant holds, its 403 for a caller without the ``operator`` role; a closed
+local port is a real refused connection. Only a 5xx, which a healthy billing never answers on
+demand, is injected by ``tests.support.faults.Faults`` in front of the real service.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
-import httpx
 import pytest
 
-from socle_tenancy.config import TenancySettings
+from socle_devstack.processes import free_port
 from socle_tenancy.domain.onboarding import billing as billing_module
 from socle_tenancy.domain.onboarding.billing import BillingClient, BillingConflict, BillingError
+from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from tests.support.faults import Faults
 
-ACCOUNT = {"tenant_id": "t1", "tenant_key": "commune-30321", "kind": "commune", "status": "open"}
+Token = Callable[[], Awaitable[str]]
+
+#: Commune keys of a department that does not exist ("9B"): no other test opens an account for them.
+_KEYS = (f"commune-9B{n % 1000:03d}" for n in itertools.count(random.randrange(1000)))
 
 
-async def _token() -> str:
-    return "platform-token"
+@pytest.fixture
+async def platform_token(tenancy_settings) -> AsyncIterator[Token]:
+    """The ``socle-platform`` service account's token, fetched from the real Keycloak as onboarding does."""
+    keycloak = KeycloakAdmin(tenancy_settings())
+    yield keycloak.access_token
+    await keycloak.aclose()
 
 
-def client(handler, monkeypatch: pytest.MonkeyPatch, **overrides) -> BillingClient:
+@pytest.fixture
+def client(tenancy_settings, platform_token, monkeypatch: pytest.MonkeyPatch) -> Callable[..., BillingClient]:
     monkeypatch.setattr(billing_module, "BACKOFF_SECONDS", (0.0,))
-    settings = TenancySettings(
-        environment="test",
-        database_url="postgresql+asyncpg://u:p@127.0.0.1:1/socle",
-        oidc_issuer="http://sso.test/realms/socle",
-        **{"billing_url": "http://billing.test", **overrides},
+
+    def make(transport: Faults | None = None, token: Token = platform_token, **overrides) -> BillingClient:
+        return BillingClient(tenancy_settings(**overrides), token, transport=transport)
+
+    return make
+
+
+async def test_a_5xx_is_retried_and_the_put_is_the_same_each_time(client, billing_url, platform_token) -> None:
+    tenant_id, key = str(uuid.uuid4()), next(_KEYS)
+    transport = Faults(502, method="PUT", path=f"/v1/metering-accounts/{tenant_id}")
+    billing = client(transport)
+    account = await billing.open_metering_account(tenant_id, key, "commune")
+    await billing.aclose()
+    assert (account["tenant_id"], account["tenant_key"], account["kind"], account["status"]) == (
+        tenant_id,
+        key,
+        "commune",
+        "open",
     )
-    return BillingClient(settings, _token, transport=httpx.MockTransport(handler))
+    assert [(c.answer, c.injected) for c in transport.calls] == [(502, True), (201, False)]  # then the real billing
+    for call in transport.calls:
+        request = call.request
+        assert (request.method, str(request.url)) == ("PUT", f"{billing_url}/v1/metering-accounts/{tenant_id}")
+        assert request.headers["authorization"] == f"Bearer {await platform_token()}"
+        assert json.loads(request.content) == {"tenant_key": key, "kind": "commune"}
 
 
-async def test_a_5xx_is_retried_and_the_put_is_the_same_each_time(clean_socle_env, monkeypatch) -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(502 if len(seen) == 1 else 201, json=ACCOUNT)
-
-    billing = client(handler, monkeypatch)
-    assert await billing.open_metering_account("t1", "commune-30321", "commune") == ACCOUNT
+async def test_a_conflict_is_not_retried_and_keeps_billings_detail(client) -> None:
+    key = next(_KEYS)
+    billing = client()
+    await billing.open_metering_account(str(uuid.uuid4()), key, "commune")
     await billing.aclose()
-    assert len(seen) == 2
-    for request in seen:
-        assert (request.method, str(request.url)) == ("PUT", "http://billing.test/v1/metering-accounts/t1")
-        assert request.headers["authorization"] == "Bearer platform-token"
-        assert json.loads(request.content) == {"tenant_key": "commune-30321", "kind": "commune"}
 
-
-async def test_a_conflict_is_not_retried_and_keeps_billings_detail(clean_socle_env, monkeypatch) -> None:
-    calls = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        return httpx.Response(409, json={"status": 409, "detail": "the key is another tenant's"})
-
-    billing = client(handler, monkeypatch)
-    with pytest.raises(BillingConflict, match="the key is another tenant's"):
-        await billing.open_metering_account("t1", "commune-30321", "commune")
+    transport = Faults()
+    billing = client(transport)
+    with pytest.raises(BillingConflict, match=f"the key {key} already has a metering account of another tenant"):
+        await billing.open_metering_account(str(uuid.uuid4()), key, "commune")  # the key is another tenant's
     await billing.aclose()
-    assert len(calls) == 1
+    assert [c.answer for c in transport.calls] == [409]
 
 
-async def test_refused_credentials_fail_at_once_and_a_dead_billing_after_every_attempt(
-    clean_socle_env, monkeypatch
-) -> None:
-    calls = []
+async def test_refused_credentials_fail_at_once_and_a_dead_billing_after_every_attempt(client, kc_admin) -> None:
+    agent = kc_admin.create_client(roles=("commune-agent",))  # a real token, without the operator role
 
-    def refused(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        return httpx.Response(403, json={"detail": "this action needs one of the roles: operator"})
+    async def agent_token() -> str:
+        return str(kc_admin.token(agent)["access_token"])
 
-    billing = client(refused, monkeypatch)
+    transport = Faults()
+    billing = client(transport, token=agent_token)
     with pytest.raises(BillingError, match=r"403.*operator") as raised:
-        await billing.open_metering_account("t1", "commune-30321", "commune")
+        await billing.open_metering_account(str(uuid.uuid4()), next(_KEYS), "commune")
     assert raised.value.status == 503
-    assert len(calls) == 1
+    assert [c.answer for c in transport.calls] == [403]
     await billing.aclose()
 
-    def dead(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    billing = client(dead, monkeypatch, billing_attempts=4)
+    transport = Faults()
+    billing = client(transport, billing_url=f"http://127.0.0.1:{free_port()}", billing_attempts=4)  # nothing listens
     with pytest.raises(BillingError, match="after 4 attempt"):
-        await billing.open_metering_account("t1", "commune-30321", "commune")
+        await billing.open_metering_account(str(uuid.uuid4()), next(_KEYS), "commune")
     await billing.aclose()
+    assert [c.answer for c in transport.calls] == ["ConnectError"] * 4

@@ -10,6 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from socle_tenancy.app import create_app
+from tests.support.faults import Faults
 from tests.tenancy.conftest import DEMO, DEMO_SIREN, assert_problem, demo_commune
 
 pytestmark = pytest.mark.usefixtures("demo_epci")
@@ -116,37 +117,16 @@ async def test_the_epci_and_three_communes_onboard_twice_with_no_restart_and_no_
     assert all(onboarded[i]["status"] == "active" for i in THREE_COMMUNES)
 
 
-class FailOnce(httpx.AsyncBaseTransport):
-    """The real network, except that the first call matching ``when`` crashes, retries included.
-
-    The Keycloak client retries a connection error (3 attempts): all of them fail, as when
-    Keycloak is down for longer than the retries last.
-    """
-
-    def __init__(self, when: str, attempts: int = 3) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
-        self._when = when
-        self._left = attempts
-        self.failed = False
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._left and f"{request.method} {request.url.path}".endswith(self._when):
-            self._left -= 1
-            self.failed = True
-            raise httpx.ConnectError("injected crash", request=request)
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 async def test_a_crash_mid_workflow_leaves_a_state_that_a_retry_completes(tenancy_settings, operator, kc_admin) -> None:
     insee = "30352"
-    transport = FailOnce("/members")  # after the organization and the user exist, before membership
+    # The first call to the members endpoint crashes, retries included (the core client makes 3 attempts),
+    # as when Keycloak is down for longer than the retries last: after the organization and the user
+    # exist, before membership. Everything else is the real Keycloak.
+    transport = Faults(*[httpx.ConnectError] * 3, path="/members", message="injected crash")
     async with AsyncTestClient(create_app(tenancy_settings(), keycloak_transport=transport)) as client:
         crashed = await client.post(f"/v1/tenants/{insee}/onboarding", json=demo_commune(insee), headers=operator)
         body = assert_problem(crashed, 503, "identity-provider-error")
-        assert transport.failed
+        assert transport.injected == 3
         assert body["failed_step"] == "first_admin"
         assert "injected crash" in body["detail"]
         states = {s["step"]: s["status"] for s in body["steps"]}

@@ -1,124 +1,125 @@
-"""The Keycloak admin client's error mapping, with httpx.MockTransport (the real Keycloak is
-exercised by the onboarding tests)."""
+"""Tenancy's Keycloak adapter and its error mapping, against the session's real Keycloak.
+
+Refusals are the real Keycloak's: a wrong client secret is its 401, a second organization of
+an existing name and a second membership are its 409s, a domain owned by another organization
+its 400, a closed local port is a real refused
+connection. Only a passing network failure, which a healthy Keycloak never produces on
+demand, is injected by ``tests.support.faults.Faults`` in front of the real server.
+"""
 
 from __future__ import annotations
 
-import json
+import uuid
 
 import httpx
 import pytest
 
-from socle_tenancy.config import TenancySettings
+from socle_devstack.processes import free_port
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin, KeycloakConflict, KeycloakError
+from tests.support.faults import Faults
+from tests.support.keycloak_admin import create_user
 
-ISSUER = "http://sso.test/realms/socle"
-
-
-def settings(**overrides) -> TenancySettings:
-    return TenancySettings(
-        environment="test",
-        database_url="postgresql+asyncpg://u:p@127.0.0.1:1/socle",
-        oidc_issuer=ISSUER,
-        **{"keycloak_client_secret": "s3cret", **overrides},
-    )
+ORGANIZATIONS = "/admin/realms/socle/organizations"
 
 
-def keycloak(handler, **overrides) -> KeycloakAdmin:
-    return KeycloakAdmin(settings(**overrides), transport=httpx.MockTransport(handler))
+def _alias() -> str:
+    return f"commune-{uuid.uuid4().hex[:8]}"
 
 
-def token_then(handler):
-    def route(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/protocol/openid-connect/token"):
-            assert b"client_id=socle-platform" in request.content
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 60})
-        assert request.headers["authorization"] == "Bearer t"
-        assert request.url.path.startswith("/admin/realms/socle/")
-        return handler(request)
-
-    return route
-
-
-async def test_a_missing_secret_says_which_setting_to_set(clean_socle_env) -> None:
-    admin = keycloak(lambda r: httpx.Response(500), keycloak_client_secret=None)
+async def test_a_missing_secret_says_which_setting_to_set(tenancy_settings) -> None:
+    transport = Faults()
+    admin = KeycloakAdmin(tenancy_settings(keycloak_client_secret=None), transport=transport)
     with pytest.raises(KeycloakError, match="SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET"):
-        await admin.find_organization("t")
+        await admin.find_organization(str(uuid.uuid4()))
     await admin.aclose()
+    assert transport.calls == []  # said before asking Keycloak anything
 
 
-async def test_refused_client_credentials_are_a_503_naming_the_settings(clean_socle_env) -> None:
-    admin = keycloak(lambda r: httpx.Response(401, json={"error": "unauthorized_client"}))
-    with pytest.raises(KeycloakError, match="KEYCLOAK_CLIENT_SECRET") as caught:
-        await admin.find_organization("t")
+async def test_refused_client_credentials_are_a_503_naming_the_settings(tenancy_settings) -> None:
+    admin = KeycloakAdmin(tenancy_settings(keycloak_client_secret="not-the-secret"))
+    with pytest.raises(KeycloakError, match=r"401.*KEYCLOAK_CLIENT_SECRET") as caught:
+        await admin.find_organization(str(uuid.uuid4()))
     assert caught.value.status == 503
     await admin.aclose()
 
 
-async def test_a_keycloak_409_is_a_conflict_with_its_message(clean_socle_env) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET":
-            return httpx.Response(200, json=[])
-        return httpx.Response(409, json={"errorMessage": "Domain mairie.fr is already linked to another organization"})
-
-    admin = keycloak(token_then(handler))
-    with pytest.raises(KeycloakConflict, match="already linked") as caught:
+async def test_a_keycloak_409_is_a_conflict_with_its_message(tenancy_settings) -> None:
+    admin = KeycloakAdmin(tenancy_settings())
+    name = f"Saint-Martin {uuid.uuid4().hex[:8]}"  # two communes of one name: Keycloak keeps names unique
+    await admin.ensure_organization(tenant_id=str(uuid.uuid4()), alias=_alias(), name=name, domains=[], description="d")
+    with pytest.raises(KeycloakConflict, match="same name") as caught:
         await admin.ensure_organization(
-            tenant_id="t", alias="commune-30321", name="S", domains=["mairie.fr"], description="d"
+            tenant_id=str(uuid.uuid4()), alias=_alias(), name=name, domains=[], description="d"
         )
     assert caught.value.status == 409
     await admin.aclose()
 
 
-async def test_an_existing_organization_is_reused_not_recreated(clean_socle_env) -> None:
-    calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(f"{request.method} {request.url.path}")
-        if request.url.path.endswith("/organizations"):
-            assert request.method == "GET"
-            assert request.url.params["q"] == "tenant_id:abc"
-            return httpx.Response(200, json=[{"id": "o1", "attributes": {"tenant_id": ["abc"]}}])
-        return httpx.Response(200, json={"id": "o1", "alias": "commune-30321"})
-
-    admin = keycloak(token_then(handler))
-    found = await admin.ensure_organization(
-        tenant_id="abc", alias="commune-30321", name="S", domains=[], description="d"
+async def test_a_domain_owned_by_another_organization_is_a_conflict_not_a_retry(tenancy_settings) -> None:
+    """Keycloak answers 400 here, not 409: still a refusal a retry will not change (409, not 503)."""
+    admin = KeycloakAdmin(tenancy_settings())
+    domain = f"mairie-{uuid.uuid4().hex[:8]}.fr"
+    await admin.ensure_organization(
+        tenant_id=str(uuid.uuid4()), alias=_alias(), name=_alias(), domains=[domain], description="d"
     )
-    assert found["id"] == "o1"
-    assert [c for c in calls if c.startswith("POST")] == []
+    with pytest.raises(KeycloakConflict, match=f"{domain} is already linked to another organization") as caught:
+        await admin.ensure_organization(
+            tenant_id=str(uuid.uuid4()), alias=_alias(), name=_alias(), domains=[domain], description="d"
+        )
+    assert caught.value.status == 409
     await admin.aclose()
 
 
-async def test_being_already_a_member_is_fine(clean_socle_env) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert json.loads(request.content) == "u1"
-        return httpx.Response(409, json={"errorMessage": "User is already a member of the organization"})
+async def test_an_existing_organization_is_reused_not_recreated(tenancy_settings, kc_admin) -> None:
+    tenant_id, alias = str(uuid.uuid4()), _alias()
+    admin = KeycloakAdmin(tenancy_settings())
+    created = await admin.ensure_organization(tenant_id=tenant_id, alias=alias, name=alias, domains=[], description="d")
+    await admin.aclose()
 
-    admin = keycloak(token_then(handler))
-    await admin.ensure_member("o1", "u1")
+    transport = Faults()
+    admin = KeycloakAdmin(tenancy_settings(), transport=transport)
+    found = await admin.ensure_organization(tenant_id=tenant_id, alias=alias, name=alias, domains=[], description="d")
+    await admin.aclose()
+    assert found["id"] == created["id"]
+    assert found["alias"] == alias
+    assert [c for c in transport.calls if c.request.method == "POST" and "/admin/" in c.request.url.path] == []
+    in_realm = kc_admin.request("GET", "/organizations", params={"q": f"tenant_id:{tenant_id}"}).json()
+    assert [o["id"] for o in in_realm] == [created["id"]]  # one organization for the tenant in the real realm
+
+
+async def test_being_already_a_member_is_fine(tenancy_settings, kc_admin) -> None:
+    admin = KeycloakAdmin(tenancy_settings())
+    alias = _alias()
+    organization = await admin.ensure_organization(
+        tenant_id=str(uuid.uuid4()), alias=alias, name=alias, domains=[], description="d"
+    )
+    user = create_user(kc_admin)
+    await admin.ensure_member(organization["id"], user.id)
+    await admin.aclose()
+
+    transport = Faults()
+    admin = KeycloakAdmin(tenancy_settings(), transport=transport)
+    await admin.ensure_member(organization["id"], user.id)
+    await admin.aclose()
+    assert [c.answer for c in transport.calls if c.request.url.path.endswith("/members")] == [409]  # Keycloak's own
+    members = kc_admin.request("GET", f"/organizations/{organization['id']}/members").json()
+    assert [m["id"] for m in members] == [user.id]
+
+
+async def test_network_errors_are_a_503(tenancy_settings) -> None:
+    closed = (
+        f"http://127.0.0.1:{free_port()}/admin/realms/socle"  # the token is real, the admin API refuses connections
+    )
+    admin = KeycloakAdmin(tenancy_settings(keycloak_admin_url=closed))
+    with pytest.raises(KeycloakError, match="after 3 attempts: ConnectError") as caught:
+        await admin.find_organization(str(uuid.uuid4()))
+    assert caught.value.status == 503
     await admin.aclose()
 
 
-async def test_network_errors_are_a_503(clean_socle_env) -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-
-    admin = keycloak(token_then(handler))
-    with pytest.raises(KeycloakError, match="connection refused"):
-        await admin.find_organization("t")
+async def test_a_passing_network_failure_is_retried_by_the_core_client(tenancy_settings) -> None:
+    transport = Faults(httpx.ConnectError, method="GET", path=ORGANIZATIONS, message="connection reset")
+    admin = KeycloakAdmin(tenancy_settings(), transport=transport)
+    assert await admin.find_organization(str(uuid.uuid4())) is None
     await admin.aclose()
-
-
-async def test_a_passing_network_failure_is_retried_by_the_core_client(clean_socle_env) -> None:
-    calls: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        calls.append(request.method)
-        if len(calls) == 1:
-            raise httpx.ConnectError("connection reset", request=request)
-        return httpx.Response(200, json=[])
-
-    admin = keycloak(token_then(handler))
-    assert await admin.find_organization("t") is None
-    assert calls == ["GET", "GET"]
-    await admin.aclose()
+    assert [(c.request.method, c.answer) for c in transport.matching()] == [("GET", "ConnectError"), ("GET", 200)]

@@ -31,7 +31,7 @@ class KeycloakError(ServiceUnavailable):
 
 
 class KeycloakConflict(Conflict):
-    """Keycloak refuses for a reason a retry will not fix (e.g. a domain owned elsewhere)."""
+    """Keycloak refuses for a reason a retry will not fix (e.g. a domain owned elsewhere, a name taken)."""
 
     slug, title = "identity-provider-conflict", "Identity provider conflict"
 
@@ -78,7 +78,9 @@ class KeycloakAdmin:
         self._require_secret()
         try:
             return await self._client.request(method, path, expected=ok, **kwargs)
-        except keycloak_admin.KeycloakConflict as exc:
+        except keycloak_admin.KeycloakRefused as exc:
+            # Keycloak answered and said no (409, but also 400 for "domain already linked to another
+            # organization"): the same request will be refused again, so not a 503 to retry.
             raise KeycloakConflict(f"Keycloak refused {method} {path}: {exc.detail}") from exc
         except keycloak_admin.KeycloakError as exc:
             raise KeycloakError(f"Keycloak admin API {method} {path} failed: {exc.message}") from exc
