@@ -138,10 +138,11 @@ class KeycloakAdminClient:
             self._token_expires_at = time.monotonic() + float(body.get("expires_in", 60)) - _TOKEN_MARGIN_SECONDS
             return self._token
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, url: str, *, attempts: int | None = None, **kwargs: Any) -> httpx.Response:
         """One call, retried on connection errors, timeouts and 5xx answers."""
         delay = self.backoff_seconds
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = attempts or self.max_attempts
+        for attempt in range(1, attempts + 1):
             try:
                 response = await self._http.request(method, url, **kwargs)
             except httpx.TransportError as exc:
@@ -150,24 +151,31 @@ class KeycloakAdminClient:
                 if response.status_code < 500:
                     return response
                 failure = f"{response.status_code} {_message(response)}"
-            if attempt < self.max_attempts:
+            if attempt < attempts:
                 log.warning("keycloak_retry", method=method, url=url, attempt=attempt, failure=failure)
                 await asyncio.sleep(delay)
                 delay *= 2
         raise KeycloakUnavailable(
-            f"Keycloak did not answer after {self.max_attempts} attempts: {failure}", method=method, path=url
+            f"Keycloak did not answer after {attempts} attempt{'s' if attempts > 1 else ''}: {failure}",
+            method=method,
+            path=url,
         )
 
-    async def request(self, method: str, path: str, *, expected: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, method: str, path: str, *, expected: tuple[int, ...] = (), attempts: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """An admin API call (``path`` relative to the realm); 4xx answers become typed errors.
 
-        ``expected`` lists 4xx statuses the caller handles itself (e.g. 404 for "absent").
+        ``expected`` lists 4xx statuses the caller handles itself (e.g. 404 for "absent");
+        ``attempts`` overrides the client's retries for a call not worth repeating (1: no retry).
         """
         for fresh_token in (False, True):
             if fresh_token:
                 self._token = None
             headers = {"Authorization": f"Bearer {await self.access_token()}"}
-            response = await self._send(method, f"{self.admin_base}{path}", headers=headers, **kwargs)
+            response = await self._send(
+                method, f"{self.admin_base}{path}", headers=headers, attempts=attempts, **kwargs
+            )
             if response.status_code != 401:
                 break
         status = response.status_code

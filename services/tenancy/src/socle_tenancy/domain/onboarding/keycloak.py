@@ -74,10 +74,12 @@ class KeycloakAdmin:
         except keycloak_admin.KeycloakError as exc:
             raise KeycloakError(str(exc)) from exc
 
-    async def _request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, *, ok: tuple[int, ...] = (), attempts: int | None = None, **kwargs: Any
+    ) -> httpx.Response:
         self._require_secret()
         try:
-            return await self._client.request(method, path, expected=ok, **kwargs)
+            return await self._client.request(method, path, expected=ok, attempts=attempts, **kwargs)
         except keycloak_admin.KeycloakRefused as exc:
             # Keycloak answered and said no (409, but also 400 for "domain already linked to another
             # organization"): the same request will be refused again, so not a 503 to retry.
@@ -194,6 +196,7 @@ class KeycloakAdmin:
                 f"/users/{quote(user_id)}/execute-actions-email",
                 params={"lifespan": lifespan_seconds},
                 json=actions,
+                attempts=1,  # Keycloak's 500 here is its mail relay failing: not worth holding onboarding up
             )
         except KeycloakError as exc:
             log.warning("keycloak_invitation_email_failed", user_id=user_id, error=str(exc))
