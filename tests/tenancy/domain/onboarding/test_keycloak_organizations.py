@@ -9,6 +9,7 @@ import pytest
 
 from socle_devstack.processes import free_port
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from tests.support.faults import Faults
 
 
 def _status(kc_admin, path: str) -> int:
@@ -72,13 +73,15 @@ def unreachable_smtp(kc_admin) -> Iterator[None]:
 async def test_an_invitation_e_mail_that_cannot_leave_is_reported_not_raised(
     tenancy_settings, kc_admin, unreachable_smtp
 ) -> None:
-    """The account stays, the step records why no mail left."""
-    admin = KeycloakAdmin(tenancy_settings())
+    """The account stays, the step records why no mail left; the mail is tried once, not retried."""
+    transport = Faults(path="/execute-actions-email")  # records only
+    admin = KeycloakAdmin(tenancy_settings(), transport=transport)
     try:
         email = f"first.admin.{uuid.uuid4().hex[:8]}@example.fr"
         user = await admin.ensure_invited_user(email, realm_role="commune-admin")
         error = await admin.send_invitation(str(user["id"]), ["UPDATE_PASSWORD"])
         assert "execute-actions-email" in error
+        assert [call.answer for call in transport.matching()] == [500]  # Keycloak's own answer, once
         assert await admin.send_invitation(str(user["id"]), []) == ""  # nothing to do: nothing sent
         users = kc_admin.request("GET", "/users", params={"email": email, "exact": "true"}).json()
         assert [u["id"] for u in users] == [user["id"]]
