@@ -172,3 +172,28 @@ async def test_platform_roles_read_any_account_and_page_through_all(billing, pla
     assert {a["tenant_id"] for a in opened} <= set(seen)
     bad = assert_problem(await billing.get("/v1/metering-accounts?limit=0", headers=operator), 422, "validation-error")
     assert bad["errors"][0]["field"].endswith("limit")
+
+
+async def test_a_deleted_account_leaves_the_directory_so_the_listing_stays_exact(
+    billing, platform, operator, database
+) -> None:
+    """Offboarding deletes the account in its tenant's context: the directory entry goes with it."""
+    tenant_id, key = corsican_commune()
+    opened = await billing.put(
+        f"/v1/metering-accounts/{tenant_id}", json={"tenant_key": key, "kind": "commune"}, headers=platform
+    )
+    assert opened.status_code == 201, opened.text
+    directory = "SELECT account_of FROM billing.metering_account_directory WHERE account_of = $1"
+    assert len(await rows_in_context(database, directory, None, tenant_id)) == 1
+    before = (await billing.get("/v1/metering-accounts", params={"limit": 1}, headers=operator)).json()["total"]
+
+    # As offboarding does it: the billing application role, in the tenant's context.
+    deleted = await rows_in_context(
+        database, "DELETE FROM billing.metering_accounts WHERE tenant_id = $1 RETURNING tenant_id", tenant_id, tenant_id
+    )
+    assert len(deleted) == 1
+    assert await rows_in_context(database, directory, None, tenant_id) == []
+    after = (await billing.get("/v1/metering-accounts", params={"limit": 1}, headers=operator)).json()["total"]
+    assert after == before - 1
+    missing = await billing.get(f"/v1/metering-accounts/{tenant_id}", headers=operator)
+    assert_problem(missing, 404, "not-found")
