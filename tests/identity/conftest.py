@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
 from contextlib import closing
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from socle_devstack.keycloak import KeycloakServer
 from socle_identity.app import create_app
 from socle_identity.config import IdentitySettings
 from tests.support.apps import settings_kwargs
-from tests.support.browser import Browser, fields, form_action, pkce_pair, redirect_target
+from tests.support.browser import Browser, authorization_request, fields, form_action, redirect_target
 from tests.support.keycloak_admin import KeycloakAdmin, RealmUser, create_user
 
 CONSOLE_CALLBACK = "http://localhost:18100/auth/callback"
@@ -49,19 +48,7 @@ def browser_login(
     Only the username and password are posted (no hidden fields), at most eight times: a wrong
     password keeps the form on screen, and each post counts against brute-force protection.
     """
-    params = {
-        "client_id": client_id,
-        "response_type": "code",
-        "redirect_uri": redirect_uri,
-        "scope": scope,
-        "state": secrets.token_urlsafe(32),
-        "nonce": secrets.token_urlsafe(32),
-    }
-    verifier = ""
-    if pkce:
-        verifier, challenge = pkce_pair()
-        params.update(code_challenge=challenge, code_challenge_method="S256")
-    authorize = f"{keycloak.issuer}/protocol/openid-connect/auth?{urlencode(params)}"
+    authorize, verifier = authorization_request(keycloak.issuer, client_id, redirect_uri, scope=scope, pkce=pkce)
 
     def back(url: str) -> bool:
         return url.startswith(redirect_uri)

@@ -29,7 +29,7 @@ from socle_identity.app import create_app
 from socle_identity.config import IdentitySettings
 from tests.core.test_app import assert_problem
 from tests.support.apps import settings_kwargs
-from tests.support.browser import Browser, fields, form_action, pkce_pair, redirect_target
+from tests.support.browser import Browser, authorization_request, fields, form_action, redirect_target
 from tests.support.keycloak_admin import admin_api
 from tests.support.tokens import unverified_claims
 
@@ -154,18 +154,9 @@ def broker_login(
     Cookies and redirects are the ``Browser``'s; every form is posted with its fields as found,
     and with the agent's credentials where it asks for a password.
     """
-    verifier, challenge = pkce_pair()
-    params = {
-        "client_id": client_id,
-        "response_type": "code",
-        "redirect_uri": CALLBACK,
-        "scope": "openid organization",
-        "state": secrets.token_urlsafe(32),
-        "nonce": secrets.token_urlsafe(32),
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "kc_idp_hint": "proconnect",
-    }
+    authorize, verifier = authorization_request(
+        keycloak.issuer, client_id, CALLBACK, scope="openid organization", kc_idp_hint="proconnect"
+    )
     upstream_auth = f"{keycloak.url}/realms/{UPSTREAM}/protocol/openid-connect/auth"
     seen_upstream: dict[str, list[str]] = {}
 
@@ -173,9 +164,7 @@ def broker_login(
         return url.startswith((CALLBACK, upstream_auth))
 
     with closing(Browser()) as browser:
-        response = browser.follow(
-            browser.send("GET", f"{keycloak.issuer}/protocol/openid-connect/auth?{urlencode(params)}"), watched
-        )
+        response = browser.follow(browser.send("GET", authorize), watched)
         for _ in range(15):
             if response.is_redirect:
                 location = redirect_target(response)

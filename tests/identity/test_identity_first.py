@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -27,9 +27,9 @@ from socle_core.auth import principal_from_claims
 from socle_devstack.stack import REPO_ROOT
 from tests.support.browser import (
     Browser,
+    authorization_request,
     fields,
     input_value,
-    pkce_pair,
     providers_offered,
     redirect_target,
     visible_text,
@@ -52,19 +52,9 @@ class Login:
 
 def start_login(keycloak, client_id: str) -> Login:
     """Open the socle realm's authorization endpoint as the console would (code flow, PKCE, no IdP hint)."""
-    verifier, challenge = pkce_pair()
-    params = {
-        "client_id": client_id,
-        "response_type": "code",
-        "redirect_uri": CALLBACK,
-        "scope": "openid organization",
-        "state": secrets.token_urlsafe(32),
-        "nonce": secrets.token_urlsafe(32),
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-    }
+    authorize, verifier = authorization_request(keycloak.issuer, client_id, CALLBACK, scope="openid organization")
     browser = Browser()
-    page = browser.follow(browser.send("GET", f"{keycloak.issuer}/protocol/openid-connect/auth?{urlencode(params)}"))
+    page = browser.follow(browser.send("GET", authorize))
     return Login(browser, verifier, page)
 
 

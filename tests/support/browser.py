@@ -9,7 +9,7 @@ import re
 import secrets
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
@@ -73,6 +73,26 @@ def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     return verifier, challenge
+
+
+def authorization_request(
+    issuer: str, client_id: str, redirect_uri: str, *, scope: str = "openid", pkce: bool = True, **extra: str
+) -> tuple[str, str]:
+    """An authorization-code request's URL (fresh state and nonce, PKCE S256) and its verifier ('' without PKCE)."""
+    params = {
+        "client_id": client_id,
+        "response_type": "code",
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": secrets.token_urlsafe(32),
+        "nonce": secrets.token_urlsafe(32),
+        **extra,
+    }
+    verifier = ""
+    if pkce:
+        verifier, challenge = pkce_pair()
+        params.update(code_challenge=challenge, code_challenge_method="S256")
+    return f"{issuer}/protocol/openid-connect/auth?{urlencode(params)}", verifier
 
 
 def redirect_target(response: httpx.Response) -> str:
