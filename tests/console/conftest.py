@@ -196,6 +196,14 @@ def session_cookie(driver: webdriver.Chrome, console: Console) -> dict[str, Any]
     return next(c for c in driver.get_cookies() if c["name"] == console.cookie_name)
 
 
+def signed_in_session(driver: webdriver.Chrome, console: Console, agent: Agent, commune: Commune) -> str:
+    """An agent of one commune logs in from ``/account`` and lands on their commune: the session cookie's value."""
+    driver.get(f"{console.url}/account")
+    sign_in(driver, agent)
+    wait_for_url(driver, f"{console.url}/communes/{commune.alias}")
+    return str(session_cookie(driver, console)["value"])
+
+
 def with_cookie(console: Console, value: str) -> httpx.Client:
     """A plain HTTP client presenting a session cookie (e.g. one the browser held before logout)."""
     return httpx.Client(

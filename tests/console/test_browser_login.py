@@ -19,6 +19,7 @@ from tests.console.conftest import (
     create_commune,
     session_cookie,
     sign_in,
+    signed_in_session,
     wait,
     wait_for_url,
     with_cookie,
@@ -92,10 +93,7 @@ async def test_tokens_refresh_silently_and_a_refused_refresh_ends_the_session(
     browser, console, commune_a, kc_admin, console_owner_engine
 ) -> None:
     agent = create_agent(kc_admin, "commune-agent", commune_a)
-    browser.get(f"{console.url}/account")
-    sign_in(browser, agent)
-    wait_for_url(browser, f"{console.url}/communes/{commune_a.alias}")
-    value = session_cookie(browser, console)["value"]
+    value = signed_in_session(browser, console, agent, commune_a)
     (before,) = await _session_rows(console_owner_engine, agent.id)
     assert before["id"] == _key(value)  # the table holds the cookie's hash, never the cookie
     assert value not in str(before)
@@ -142,10 +140,7 @@ async def test_backchannel_logout_ends_the_console_session(
     browser, console, commune_a, kc_admin, console_owner_engine
 ) -> None:
     agent = create_agent(kc_admin, "commune-agent", commune_a)
-    browser.get(f"{console.url}/account")
-    sign_in(browser, agent)
-    wait_for_url(browser, f"{console.url}/communes/{commune_a.alias}")
-    value = session_cookie(browser, console)["value"]
+    value = signed_in_session(browser, console, agent, commune_a)
     (row,) = await _session_rows(console_owner_engine, agent.id)
     assert row["keycloak_sid"]
 

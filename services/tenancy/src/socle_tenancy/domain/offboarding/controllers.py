@@ -21,6 +21,11 @@ from socle_tenancy.domain.tenants.controllers import ADMINISTERED
 from socle_tenancy.domain.tenants.schemas import TenantOut
 
 
+async def _audit(session: AsyncSession, actor: Principal, tenant: Tenant, action: str, details: dict[str, Any]) -> None:
+    """Each offboarding step in the leaving tenant's own chain (kept after the tenant is deleted)."""
+    await record(session, tenant.id, actor=actor.subject, action=action, target=tenant.key, details=details)
+
+
 class OffboardingController(Controller):
     path = "/v1/tenants/{ref:str}/offboarding"
     tags = ["offboarding"]
@@ -37,14 +42,7 @@ class OffboardingController(Controller):
     ) -> TenantOut:
         """The tenant starts leaving: status offboarding, its Keycloak organization disabled."""
         await services.start(db_session, keycloak, tenant, data.reason)
-        await record(
-            db_session,
-            tenant.id,
-            actor=request.user.subject,
-            action="offboarding.started",
-            target=tenant.key,
-            details={"reason": data.reason},
-        )
+        await _audit(db_session, request.user, tenant, "offboarding.started", {"reason": data.reason})
         return TenantOut.of(tenant)
 
     @get("/identity")
@@ -57,13 +55,8 @@ class OffboardingController(Controller):
     ) -> IdentityExportOut:
         """The tenant's Keycloak organization with its domains and members, for the export bundle."""
         exported = IdentityExportOut.model_validate(await services.identity_export(keycloak, tenant))
-        await record(
-            db_session,
-            tenant.id,
-            actor=request.user.subject,
-            action="offboarding.identity_exported",
-            target=tenant.key,
-            details={"members": len(exported.members)},
+        await _audit(
+            db_session, request.user, tenant, "offboarding.identity_exported", {"members": len(exported.members)}
         )
         return exported
 
@@ -81,13 +74,12 @@ class OffboardingController(Controller):
         deleted, remaining = await services.complete(
             db_session, workflow.session_maker, keycloak, tenant, data.reason, data.bundle_sha256
         )
-        await record(
+        await _audit(
             db_session,
-            tenant.id,
-            actor=request.user.subject,
-            action="offboarding.completed",
-            target=tenant.key,
-            details={"bundle_sha256": data.bundle_sha256, "keycloak_organization_deleted": deleted},
+            request.user,
+            tenant,
+            "offboarding.completed",
+            {"bundle_sha256": data.bundle_sha256, "keycloak_organization_deleted": deleted},
         )
         return CompletionOut(
             tenant=TenantOut.of(tenant), keycloak_organization_deleted=deleted, remaining_rows=remaining
