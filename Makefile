@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := uv
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help install up down test lint format test-only bench-up helm-lint helm-generate clean tenants-apply
+.PHONY: help install up down test lint format test-only bench-up helm-lint helm-generate clean login tenants-apply
 
 help: ## List every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,10 +20,12 @@ up: install ## Run the whole platform locally with a demo EPCI (Ctrl-C or `make 
 down: ## Stop a platform started by `make up`
 	@$(UV) run --frozen socle-stack down
 
-tenants-apply: install ## Apply a tenant declaration to the platform of `make up` (FILE=..., ARGS=--dry-run)
+login: install ## Log in to the realm of `make up` as a person (device code in the browser) for socle-tenants
+	@$(UV) run --frozen socle-login
+
+tenants-apply: install ## Apply a tenant declaration to the platform of `make up` as the person of `make login` (FILE=..., ARGS=--dry-run)
 	@test -n "$(FILE)" || { echo "usage: make tenants-apply FILE=tenants/demo/cc-pays-de-sommieres.json [ARGS=--dry-run]" >&2; exit 2; }
-	@SOCLE_TENANTS_CLIENT_SECRET="$${SOCLE_TENANTS_CLIENT_SECRET:-$$(python3 -c 'import json; print(json.load(open(".socle/secrets.json"))["platform_client"])')}" \
-	  $(UV) run --frozen socle-tenants apply "$(FILE)" --issuer "$${SOCLE_TENANTS_ISSUER:-http://127.0.0.1:8180/realms/socle}" $(ARGS)
+	@$(UV) run --frozen socle-tenants apply "$(FILE)" $(ARGS)
 
 lint: install ## uv.lock up to date, ruff (lint + format check) and mypy (strict for the core)
 	@$(UV) lock --check --quiet || { echo "[socle] uv.lock does not match the pyproject files: run uv lock" >&2; exit 1; }

@@ -78,6 +78,7 @@ def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
             tenancy_url,
             "--issuer",
             issuer,
+            "--client-credentials",
         ],
         env={"PATH": os.environ.get("PATH", ""), "SOCLE_TENANTS_CLIENT_SECRET": secret},
         cwd=REPO_ROOT,

@@ -76,6 +76,51 @@ def test_console_client_uses_pkce_s256(kc_admin) -> None:
     assert console["directAccessGrantsEnabled"] is False
 
 
+def _password_grant(keycloak, client_id: str, username: str, password: str) -> httpx.Response:
+    return httpx.post(
+        f"{keycloak.issuer}/protocol/openid-connect/token",
+        data={"grant_type": "password", "client_id": client_id, "username": username, "password": password},
+        timeout=20,
+    )
+
+
+def test_the_realms_admin_cli_has_no_password_grant(kc_admin, keycloak, realm_user) -> None:
+    """Keycloak creates ``admin-cli`` in every realm with direct grants on: a password alone, no OTP, gave a token."""
+    (admin_cli,) = kc_admin.request("GET", "/clients", params={"clientId": "admin-cli"}).json()
+    assert admin_cli["directAccessGrantsEnabled"] is False
+    assert admin_cli["publicClient"] is True
+    admin = realm_user("epci-admin")
+    refused = _password_grant(keycloak, "admin-cli", admin.username, admin.password)
+    assert refused.status_code in (400, 401), refused.text
+    assert refused.json()["error"] == "unauthorized_client"
+    assert "access_token" not in refused.json()
+
+
+def test_the_command_line_client_only_has_the_device_grant(kc_admin, keycloak, realm_user) -> None:
+    (cli,) = kc_admin.request("GET", "/clients", params={"clientId": "socle-cli"}).json()
+    assert cli["publicClient"] is True
+    assert (cli["standardFlowEnabled"], cli["implicitFlowEnabled"], cli["directAccessGrantsEnabled"]) == (
+        False,
+        False,
+        False,
+    )
+    assert cli["serviceAccountsEnabled"] is False
+    assert cli["attributes"]["oauth2.device.authorization.grant.enabled"] == "true"
+    assert cli["consentRequired"] is False  # Keycloak still shows its consent page for a device login
+    agent = realm_user("commune-agent")
+    assert _password_grant(keycloak, "socle-cli", agent.username, agent.password).json()["error"] == (
+        "unauthorized_client"
+    )
+    started = httpx.post(
+        f"{keycloak.issuer}/protocol/openid-connect/auth/device", data={"client_id": "socle-cli"}, timeout=20
+    )
+    assert started.status_code == 200, started.text
+    assert started.json()["verification_uri"] == f"{keycloak.issuer}/device"
+    # Tokens of a person logged in through it are for the services (audience socle-api).
+    audience = [m for m in cli["protocolMappers"] if m["protocolMapper"] == "oidc-audience-mapper"]
+    assert [m["config"]["included.client.audience"] for m in audience] == ["socle-api"]
+
+
 def test_a_public_client_without_pkce_is_refused(kc_admin, keycloak, realm_user) -> None:
     redirect = "http://localhost:18199/callback"
     client_id = f"public-{realm_user().username}"

@@ -13,6 +13,8 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
+from tests.support.totp import fresh_totp
+
 _FORM = re.compile(r"<form[^>]*\baction=\"([^\"]+)\"", re.IGNORECASE)
 _INPUT = re.compile(r"<input[^>]*>", re.IGNORECASE)
 _ATTR = re.compile(r"\b(id|name|value)=\"([^\"]*)\"", re.IGNORECASE)
@@ -62,7 +64,8 @@ class Browser:
         """Fill the page's form (hidden fields kept) and post it."""
         action = form_action(page)
         assert action is not None, f"no form on {page.url}: {visible_text(page)[:1500]}"
-        return self.send("POST", action, data={**fields(page), **values})
+        # Keycloak writes some forms' action relative to the page (the consent form).
+        return self.send("POST", urljoin(str(page.url), action), data={**fields(page), **values})
 
     def close(self) -> None:
         self.client.close()
@@ -128,3 +131,31 @@ def providers_offered(page: httpx.Response) -> dict[str, str]:
 def visible_text(page: httpx.Response) -> str:
     text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page.text, flags=re.DOTALL | re.IGNORECASE)
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))).strip()
+
+
+def approve_device_login(
+    verification_uri: str, username: str, password: str, *, otp_secret: str | None = None, used: set[str] | None = None
+) -> httpx.Response:
+    """A person approves a device login (``socle-login``) in a browser: code page, password, OTP, consent.
+
+    Returns the last page: Keycloak's "device login successful" page when everything was accepted.
+    """
+    browser = Browser()
+    try:
+        page = browser.follow(browser.send("GET", verification_uri))
+        for _ in range(6):
+            names = fields(page)
+            if "username" in names or "password" in names:
+                page = browser.follow(browser.submit(page, username=username, password=password))
+            elif "otp" in names:
+                assert otp_secret is not None, f"{username} is asked for an OTP: {visible_text(page)[:500]}"
+                page = browser.follow(
+                    browser.submit(page, otp=fresh_totp(otp_secret, used if used is not None else set()))
+                )
+            elif 'name="accept"' in page.text:
+                page = browser.follow(browser.submit(page, accept="accept"))
+            else:
+                return page
+        return page
+    finally:
+        browser.close()

@@ -186,10 +186,25 @@ class RealmUser:
     password: str
 
 
-def create_user(kc_admin: KeycloakAdmin, *roles: str) -> RealmUser:
-    """A realm user with a password and these realm roles (e-mail verified, no required action)."""
+def otp_credential(secret: str) -> dict[str, Any]:
+    """A TOTP credential with this secret as a user representation imports it (the realm's OTP policy)."""
+    return {
+        "type": "otp",
+        "userLabel": "authenticator",
+        "secretData": json.dumps({"value": secret}),
+        "credentialData": json.dumps(
+            {"subType": "totp", "digits": 6, "counter": 0, "period": 30, "algorithm": "HmacSHA1"}
+        ),
+    }
+
+
+def create_user(kc_admin: KeycloakAdmin, *roles: str, otp_secret: str | None = None) -> RealmUser:
+    """A realm user with a password (and a TOTP secret if given) and these realm roles (e-mail verified)."""
     username = f"agent-{uuid.uuid4().hex[:8]}"
     password = f"Pw-{secrets.token_urlsafe(12)}9a"
+    credentials = [{"type": "password", "value": password, "temporary": False}]
+    if otp_secret is not None:
+        credentials.append(otp_credential(otp_secret))
     response = kc_admin.request(
         "POST",
         "/users",
@@ -200,7 +215,7 @@ def create_user(kc_admin: KeycloakAdmin, *roles: str) -> RealmUser:
             "emailVerified": True,
             "firstName": "Camille",
             "lastName": "Martin",
-            "credentials": [{"type": "password", "value": password, "temporary": False}],
+            "credentials": credentials,
         },
     )
     user_id = response.headers["Location"].rsplit("/", 1)[-1]

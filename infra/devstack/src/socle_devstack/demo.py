@@ -71,7 +71,7 @@ def apply_demo_epci(tenancy_url: str, issuer: str, credentials: Credentials, log
     Applying is idempotent, so a restarted stack with its data kept reports nothing to do.
     """
     command = [sys.executable, "-m", "socle_tenancy.domain.declarations", "apply", str(DEMO_DECLARATION)]
-    command += ["--api", tenancy_url, "--issuer", issuer, "--output", "json"]
+    command += ["--api", tenancy_url, "--issuer", issuer, "--output", "json", "--client-credentials"]
     env = {**os.environ, "SOCLE_TENANTS_CLIENT_SECRET": credentials["platform_client"]}
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
     log_file.parent.mkdir(parents=True, exist_ok=True)

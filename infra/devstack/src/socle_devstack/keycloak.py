@@ -30,6 +30,19 @@ REALM = "socle"
 ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:tar.gz"
 PROVIDERS_ROOT = Path(__file__).resolve().parents[4] / "infra" / "keycloak" / "providers"
 PROVIDER_JAR_PREFIX = "socle-"
+#: Brute-force detection of the ``master`` realm (the Keycloak administrators' own), as in the
+#: ``socle`` realm file: Keycloak creates ``master`` itself with detection off, so every start
+#: turns it on through the admin API.
+MASTER_REALM_BRUTE_FORCE = {
+    "bruteForceProtected": True,
+    "permanentLockout": False,
+    "failureFactor": 5,
+    "waitIncrementSeconds": 60,
+    "maxFailureWaitSeconds": 900,
+    "maxDeltaTimeSeconds": 43200,
+    "minimumQuickLoginWaitSeconds": 60,
+    "quickLoginCheckMilliSeconds": 1000,
+}
 
 
 def cache_dir() -> Path:
@@ -207,6 +220,17 @@ class KeycloakServer:
             self.log_file,
             self.process,
         )
+        self.protect_master_realm()
+
+    def protect_master_realm(self) -> None:
+        """Turn on the master realm's brute-force detection (idempotent)."""
+        response = httpx.put(
+            f"{self.url}/admin/realms/master",
+            json=MASTER_REALM_BRUTE_FORCE,
+            headers={"Authorization": f"Bearer {self.admin_token()}"},
+            timeout=20,
+        )
+        response.raise_for_status()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -18,9 +18,10 @@ def tenancy_url(tenancy_settings) -> Iterator[str]:
 
 @pytest.fixture
 def cli_env(tenancy_url, keycloak, credentials) -> dict[str, str]:
-    """The platform client's secret comes from the environment, never from the command line."""
+    """As the platform client (automation): its secret comes from the environment, never from the command line."""
     return {
         "SOCLE_TENANTS_API": tenancy_url,
         "SOCLE_TENANTS_ISSUER": keycloak.issuer,
+        "SOCLE_TENANTS_AUTH": "client-credentials",
         "SOCLE_TENANTS_CLIENT_SECRET": credentials["platform_client"],
     }

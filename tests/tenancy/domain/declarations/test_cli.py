@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import secrets
+import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.support.browser import approve_device_login, visible_text
+from tests.support.keycloak_admin import create_user
+from tests.support.tokens import unverified_claims
 from tests.tenancy.conftest import DEMO
 from tests.tenancy.domain.declarations.serving import socle_tenants
 
@@ -176,3 +184,97 @@ def test_configuration_errors_say_what_to_set(tmp_path, cli_env) -> None:
     result = socle_tenants("apply", file, env=wrong)
     assert result.returncode == 1
     assert "Keycloak refused the 'socle-platform' client credentials (401)" in result.stdout
+
+
+JUNAS = "30136"  # onboarded by no other test (the onboarding tests only see it refused)
+
+
+def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
+    tmp_path, tenancy_url, keycloak, kc_admin, operator
+) -> None:
+    """``socle-login`` (device code, password and OTP in the browser), then ``socle-tenants apply`` as that person.
+
+    The onboarding it runs is recorded in the commune's audit chain with the EPCI admin as actor,
+    and the session file is readable by its owner only.
+    """
+    epci = httpx.post(
+        f"{tenancy_url}/v1/epcis/{DEMO['epci']['siren']}/onboarding",
+        json={"first_admin_email": DEMO["epci"]["tenant"]["first_admin_email"]},
+        headers=operator,
+        timeout=120,
+    )
+    assert epci.status_code == 200, epci.text
+    secret = secrets.token_hex(10)
+    admin = create_user(kc_admin, "epci-admin", otp_secret=secret)
+    kc_admin.request(
+        "POST", f"/organizations/{epci.json()['tenant']['keycloak_organization_id']}/members", json=admin.id
+    )
+    token_file = tmp_path / "session" / "tokens.json"
+    env = {
+        "SOCLE_TENANTS_API": tenancy_url,
+        "SOCLE_TENANTS_ISSUER": keycloak.issuer,
+        "SOCLE_TOKEN_FILE": str(token_file),
+    }
+    file = write(
+        tmp_path / "epci.json",
+        {
+            **declaration(),
+            "communes": [
+                {
+                    "insee": JUNAS,
+                    "email_domains": ["junas.test.socle.fr"],
+                    "first_admin_email": "mairie@junas.test.socle.fr",
+                }
+            ],
+        },
+    )
+
+    not_logged_in = socle_tenants("apply", file, env=env)
+    assert not_logged_in.returncode == 1, not_logged_in.stdout
+    assert f"no login for {keycloak.issuer} on this machine: run socle-login" in not_logged_in.stdout
+    assert f"commune-{JUNAS}" not in registry(tenancy_url, operator)
+
+    login = subprocess.Popen(
+        [sys.executable, "-m", "socle_core.login", "--issuer", keycloak.issuer],
+        env={"PATH": os.environ.get("PATH", ""), "SOCLE_TOKEN_FILE": str(token_file)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert login.stdout is not None
+        shown = [login.stdout.readline() for _ in range(3)]
+        verification = shown[1].strip()
+        assert verification.startswith(f"{keycloak.issuer}/device?user_code="), shown
+        page = approve_device_login(verification, admin.username, admin.password, otp_secret=secret)
+        assert "Vous pouvez fermer cette fenêtre" in visible_text(page), visible_text(page)[:800]
+        rest, _ = login.communicate(timeout=60)
+    finally:
+        if login.poll() is None:
+            login.kill()
+    assert login.returncode == 0, "".join(shown) + rest
+    assert f"Session de {admin.username} enregistrée dans {token_file}" in rest
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(token_file.parent.stat().st_mode) == 0o700
+    stored = json.loads(token_file.read_text())[keycloak.issuer]
+    claims = unverified_claims(stored["access_token"])
+    assert (claims["sub"], claims["azp"]) == (admin.id, "socle-cli")
+    assert "epci-admin" in claims["realm_access"]["roles"]
+    assert list(claims["organization"]) == [f"epci-{DEMO['epci']['siren']}"]
+
+    applied = socle_tenants("apply", file, "--output", "json", env=env)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert [c["tenant"] for c in json.loads(applied.stdout)["changes"] if c["action"] == "onboard"] == [
+        f"commune-{JUNAS}"
+    ]
+    junas = registry(tenancy_url, operator)[f"commune-{JUNAS}"]
+    assert junas["status"] == "active"
+    auditor = kc_admin.token(kc_admin.create_client(roles=("auditor",)))["access_token"]
+    entries = httpx.get(
+        f"{tenancy_url}/v1/audit/entries",
+        params={"tenant": junas["id"], "action": "onboarding"},
+        headers={"Authorization": f"Bearer {auditor}"},
+        timeout=30,
+    ).json()["items"]
+    assert entries
+    assert {e["actor"] for e in entries} == {admin.id}

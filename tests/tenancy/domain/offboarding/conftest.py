@@ -119,6 +119,7 @@ def offboard_env(tenancy_url, keycloak, credentials, database) -> dict[str, str]
     env = {
         "SOCLE_TENANTS_API": tenancy_url,
         "SOCLE_TENANTS_ISSUER": keycloak.issuer,
+        "SOCLE_TENANTS_AUTH": "client-credentials",
         "SOCLE_TENANTS_CLIENT_SECRET": credentials["platform_client"],
     }
     env.update({f"SOCLE_{s.upper()}_DATABASE_URL": database.url(s, "app") for s in SERVICES})

@@ -1,17 +1,22 @@
 """A small client of the tenancy API for the ``socle-tenants`` commands.
 
-It authenticates as a confidential client (client credentials, the realm's
-``socle-platform`` client by default), renews its token before it expires, and turns every
-problem+json answer into an ``ApiError`` that says which call failed and why.
+It calls the API as a person, with the session ``socle-login`` stored (``PersonSession``,
+the default), or as a confidential client for automation (``ClientCredentials``, the realm's
+``socle-platform`` client by default); either renews its token before it expires. Every
+problem+json answer becomes an ``ApiError`` that says which call failed and why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import httpx
+
+from socle_core import login
 
 DEFAULT_API = "http://127.0.0.1:8101"
 DEFAULT_CLIENT_ID = "socle-platform"
@@ -26,43 +31,50 @@ class ApiError(Exception):
         self.problem = problem or {}
 
 
-class TenancyApi:
-    def __init__(
-        self,
-        api_url: str,
-        issuer: str,
-        client_secret: str,
-        *,
-        client_id: str = DEFAULT_CLIENT_ID,
-        timeout: float = 60.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._token_url = f"{issuer.rstrip('/')}/protocol/openid-connect/token"
-        self._client_id = client_id
-        self._secret = client_secret
-        self._http = httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=timeout, transport=transport)
-        self._token: str | None = None
-        self._expires = 0.0
+class Credentials(Protocol):
+    """Where the commands' bearer tokens come from."""
 
-    async def __aenter__(self) -> TenancyApi:
-        return self
+    async def bearer(self, issuer: str, http: httpx.AsyncClient) -> str: ...
 
-    async def __aexit__(self, *_: object) -> None:
-        await self._http.aclose()
 
-    async def _bearer(self) -> str:
+@dataclass
+class PersonSession:
+    """The person who ran ``socle-login`` on this machine: their stored session, refreshed as needed."""
+
+    store: login.TokenStore = field(default_factory=login.TokenStore)
+
+    async def bearer(self, issuer: str, http: httpx.AsyncClient) -> str:
+        try:
+            return await asyncio.to_thread(login.access_token, issuer, store=self.store)
+        except login.LoginError as exc:
+            raise ApiError(
+                f"{exc} (or, for automation, --client-credentials with SOCLE_TENANTS_CLIENT_SECRET)"
+            ) from exc
+
+
+@dataclass
+class ClientCredentials:
+    """A confidential client's own tokens (client credentials grant), for automation."""
+
+    secret: str
+    client_id: str = DEFAULT_CLIENT_ID
+    _token: str | None = None
+    _expires: float = 0.0
+
+    async def bearer(self, issuer: str, http: httpx.AsyncClient) -> str:
         if self._token and time.monotonic() < self._expires:
             return self._token
+        token_url = f"{issuer.rstrip('/')}/protocol/openid-connect/token"
         try:
-            response = await self._http.post(
-                self._token_url,
-                data={"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._secret},
+            response = await http.post(
+                token_url,
+                data={"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.secret},
             )
         except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach Keycloak at {self._token_url}: {exc!r}") from exc
+            raise ApiError(f"cannot reach Keycloak at {token_url}: {exc!r}") from exc
         if response.status_code != 200:
             raise ApiError(
-                f"Keycloak refused the {self._client_id!r} client credentials ({response.status_code}): "
+                f"Keycloak refused the {self.client_id!r} client credentials ({response.status_code}): "
                 "check --issuer / SOCLE_TENANTS_ISSUER and SOCLE_TENANTS_CLIENT_SECRET",
                 response.status_code,
             )
@@ -71,8 +83,29 @@ class TenancyApi:
         self._expires = time.monotonic() + max(int(body.get("expires_in", 60)) - 15, 5)
         return self._token
 
+
+class TenancyApi:
+    def __init__(
+        self,
+        api_url: str,
+        issuer: str,
+        credentials: Credentials,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._issuer = issuer
+        self._credentials = credentials
+        self._http = httpx.AsyncClient(base_url=api_url.rstrip("/"), timeout=timeout, transport=transport)
+
+    async def __aenter__(self) -> TenancyApi:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._http.aclose()
+
     async def request(self, method: str, path: str, *, ok: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {await self._bearer()}"}
+        headers = {"Authorization": f"Bearer {await self._credentials.bearer(self._issuer, self._http)}"}
         try:
             response = await self._http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:

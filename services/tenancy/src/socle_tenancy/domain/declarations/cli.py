@@ -4,8 +4,11 @@ Exit status: 0 done (or nothing to do), 1 the platform refused or failed (the me
 which call and why; what was applied before stays applied and a re-run resumes), 2 the
 input is invalid (nothing was changed).
 
-The client secret is read from ``SOCLE_TENANTS_CLIENT_SECRET`` only, never from the
-command line (it would land in shell history and ``ps``).
+By default the commands act as the person who ran ``socle-login`` (their stored session, so
+the audit log names them). ``--client-credentials`` (or ``SOCLE_TENANTS_AUTH=client-credentials``)
+acts as the confidential platform client instead, for automation; its secret is read from
+``SOCLE_TENANTS_CLIENT_SECRET`` only, never from the command line (it would land in shell
+history and ``ps``).
 """
 
 from __future__ import annotations
@@ -18,13 +21,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from socle_core import login
 from socle_tenancy.domain.declarations import services
-from socle_tenancy.domain.declarations.api import DEFAULT_API, DEFAULT_CLIENT_ID, ApiError, TenancyApi
+from socle_tenancy.domain.declarations.api import (
+    DEFAULT_API,
+    DEFAULT_CLIENT_ID,
+    ApiError,
+    ClientCredentials,
+    Credentials,
+    PersonSession,
+    TenancyApi,
+)
 from socle_tenancy.domain.reference import default_catalogue
 
 SECRET_ENV = "SOCLE_TENANTS_CLIENT_SECRET"
 ISSUER_ENV = "SOCLE_TENANTS_ISSUER"
 API_ENV = "SOCLE_TENANTS_API"
+AUTH_ENV = "SOCLE_TENANTS_AUTH"
 
 
 class UsageError(Exception):
@@ -34,20 +47,35 @@ class UsageError(Exception):
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", default=os.environ.get(API_ENV, DEFAULT_API), help=f"tenancy API URL (${API_ENV})")
     parser.add_argument(
-        "--issuer", default=os.environ.get(ISSUER_ENV), help=f"issuer URL of the Keycloak realm (${ISSUER_ENV})"
+        "--issuer",
+        default=os.environ.get(ISSUER_ENV, login.DEFAULT_ISSUER),
+        help=f"issuer URL of the Keycloak realm (${ISSUER_ENV}, default {login.DEFAULT_ISSUER}: the realm of make up)",
     )
     parser.add_argument(
-        "--client-id", default=DEFAULT_CLIENT_ID, help="confidential client (secret in $" + SECRET_ENV + ")"
+        "--client-credentials",
+        action="store_true",
+        default=os.environ.get(AUTH_ENV) == "client-credentials",
+        help=f"act as a confidential client (automation), not as the person of socle-login (${AUTH_ENV})",
+    )
+    parser.add_argument(
+        "--client-id",
+        default=DEFAULT_CLIENT_ID,
+        help=f"with --client-credentials: the confidential client (secret in ${SECRET_ENV})",
     )
 
 
 def connect(args: argparse.Namespace) -> TenancyApi:
-    secret = os.environ.get(SECRET_ENV)
     if not args.issuer:
         raise UsageError(f"give the realm's issuer URL with --issuer or {ISSUER_ENV}")
-    if not secret:
-        raise UsageError(f"set {SECRET_ENV} to the secret of the {args.client_id!r} client")
-    return TenancyApi(args.api, args.issuer, secret, client_id=args.client_id)
+    if os.environ.get(AUTH_ENV, "session") not in ("session", "client-credentials"):
+        raise UsageError(f"{AUTH_ENV} is 'session' (the default: the person of socle-login) or 'client-credentials'")
+    credentials: Credentials = PersonSession()
+    if args.client_credentials:
+        secret = os.environ.get(SECRET_ENV)
+        if not secret:
+            raise UsageError(f"set {SECRET_ENV} to the secret of the {args.client_id!r} client")
+        credentials = ClientCredentials(secret, args.client_id)
+    return TenancyApi(args.api, args.issuer, credentials)
 
 
 class Output:
