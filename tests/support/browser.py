@@ -133,29 +133,46 @@ def visible_text(page: httpx.Response) -> str:
     return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text))).strip()
 
 
+def log_in(
+    browser: Browser,
+    page: httpx.Response,
+    username: str,
+    password: str,
+    *,
+    otp_secret: str | None = None,
+    used: set[str] | None = None,
+    stop: Callable[[str], bool] = lambda _: False,
+) -> httpx.Response:
+    """Fill Keycloak's login pages from ``page`` on (password, OTP, consent), following redirects.
+
+    Returns the first answer that is none of them: where the login led (the client's page, a
+    redirect whose location satisfies ``stop``, Keycloak's "device login successful"), or a page
+    Keycloak kept showing (an error).
+    """
+    for _ in range(6):
+        names = fields(page)
+        if page.is_redirect:
+            return page
+        if "username" in names or "password" in names:
+            page = browser.follow(browser.submit(page, username=username, password=password), stop)
+        elif "otp" in names:
+            assert otp_secret is not None, f"{username} is asked for an OTP: {visible_text(page)[:500]}"
+            code = fresh_totp(otp_secret, used if used is not None else set())
+            page = browser.follow(browser.submit(page, otp=code), stop)
+        elif 'name="accept"' in page.text:
+            page = browser.follow(browser.submit(page, accept="accept"), stop)
+        else:
+            return page
+    return page
+
+
 def approve_device_login(
     verification_uri: str, username: str, password: str, *, otp_secret: str | None = None, used: set[str] | None = None
 ) -> httpx.Response:
-    """A person approves a device login (``socle-login``) in a browser: code page, password, OTP, consent.
-
-    Returns the last page: Keycloak's "device login successful" page when everything was accepted.
-    """
+    """A person approves a device login (``socle-login``) in a browser: code page, password, OTP, consent."""
     browser = Browser()
     try:
         page = browser.follow(browser.send("GET", verification_uri))
-        for _ in range(6):
-            names = fields(page)
-            if "username" in names or "password" in names:
-                page = browser.follow(browser.submit(page, username=username, password=password))
-            elif "otp" in names:
-                assert otp_secret is not None, f"{username} is asked for an OTP: {visible_text(page)[:500]}"
-                page = browser.follow(
-                    browser.submit(page, otp=fresh_totp(otp_secret, used if used is not None else set()))
-                )
-            elif 'name="accept"' in page.text:
-                page = browser.follow(browser.submit(page, accept="accept"))
-            else:
-                return page
-        return page
+        return log_in(browser, page, username, password, otp_secret=otp_secret, used=used)
     finally:
         browser.close()

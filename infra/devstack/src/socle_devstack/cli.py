@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from socle_devstack.demo import apply_demo_epci, seed_demo
+from socle_devstack.demo import DemoLogin, apply_demo_epci, otpauth_uri, place_demo_users, seed_demo
 from socle_devstack.mail import DEFAULT_PORT as DEFAULT_SMTP_PORT
 from socle_devstack.mail import MailSink, send_realm_mail_to
 from socle_devstack.postgres import PostgresServer
 from socle_devstack.processes import port_is_free, stop_group
 from socle_devstack.stack import (
     DEFAULT_PORTS,
+    DEVELOPMENT,
     REPO_ROOT,
     SERVICES,
     Credentials,
@@ -139,11 +140,15 @@ def up() -> int:
         )
         for process in services:
             process.wait_ready()
-        logins = seed_demo(keycloak, credentials)
+        logins = seed_demo(keycloak, credentials, DEVELOPMENT)
         _say("applying the demo EPCI through the tenancy API")
         tenancy_url = f"http://127.0.0.1:{ports['tenancy']}"
         _say(apply_demo_epci(tenancy_url, issuer, credentials, state / "logs" / "tenants-apply.log"))
-        _banner(ports, keycloak.url, logins, time.monotonic() - started, state)
+        missing = place_demo_users(keycloak)
+        if missing:
+            _say(f"warning: no organization {', '.join(missing)} yet: its demo accounts belong to no tenant")
+        otp = otpauth_uri(credentials["demo_totp_secret"])
+        _banner(ports, keycloak.url, logins, otp, time.monotonic() - started, state)
         while True:
             time.sleep(1)
             for process in services:
@@ -191,7 +196,7 @@ def _extra_env(service: str, ports: dict[str, int], database: Database, credenti
 
 
 def _banner(
-    ports: dict[str, int], keycloak_url: str, logins: list[tuple[str, str, str]], elapsed: float, state: Path
+    ports: dict[str, int], keycloak_url: str, logins: list[DemoLogin], otp: str, elapsed: float, state: Path
 ) -> None:
     lines = [
         "",
@@ -206,10 +211,17 @@ def _banner(
         f"  keycloak     {keycloak_url}/admin/   (realm: socle)",
         f"  mail         {_shown(state / 'mail')}/ (development sink)",
         "",
-        "Demo logins (realm socle):",
+        "Demo logins (realm socle, development only; * = one-time password below):",
     ]
-    lines += [f"  {user:<34} {password:<28} {what}" for user, password, what in logins]
-    lines += ["", f"Logs: {state / 'logs'}/<process>.log", ""]
+    lines += [f"  {d.email:<34} {d.password:<28} {d.what}{' *' if d.otp else ''}" for d in logins]
+    lines += [
+        "  one-time password (add it to an authenticator app, or compute it from the secret):",
+        f"    {otp}",
+        "  command line: `make login` (device code in the browser), then `make tenants-apply FILE=...`",
+        "",
+        f"Logs: {state / 'logs'}/<process>.log",
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 

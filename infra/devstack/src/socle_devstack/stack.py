@@ -37,6 +37,8 @@ DEFAULT_PORTS = {
     "billing": 8105,
 }
 DATABASE = "socle"
+#: The only environment the local stack runs in (and the only one its demo accounts exist in).
+DEVELOPMENT = "development"
 REPO_ROOT = Path(__file__).resolve().parents[4]
 REALM_FILES = [REPO_ROOT / "infra" / "keycloak" / "socle-realm.json"]
 
@@ -65,10 +67,17 @@ class Credentials:
     @staticmethod
     def names() -> list[str]:
         roles = [f"{s}_{kind}" for s in SERVICES for kind in ("owner", "app")]
-        return [*roles, "console_client", "platform_client", "keycloak_admin", "report_signing_key"]
+        secrets_ = ["console_client", "platform_client", "keycloak_admin", "report_signing_key"]
+        return [*roles, *secrets_, "demo_password", "demo_totp_secret"]
 
     @staticmethod
     def _generate(name: str, prefix: str) -> str:
+        """Each secret drawn on its own: none is derived from another (the demo password from the admin's, say)."""
+        if name == "demo_password":
+            # The realm's password policy: 12 characters or more, upper and lower case, a digit.
+            return f"Demo-{secrets.token_urlsafe(12)}-9a"
+        if name == "demo_totp_secret":
+            return secrets.token_hex(10)  # the text Keycloak keys TOTP with, as its own are (20 characters)
         return f"{prefix}{secrets.token_urlsafe(36 if name.endswith('_key') else 12)}"
 
     def __getitem__(self, name: str) -> str:
@@ -108,7 +117,7 @@ def _with_database(dsn: str, database: str) -> str:
 
 
 def service_env(
-    service: str, database: Database, issuer: str, environment: str = "development", extra: dict[str, str] | None = None
+    service: str, database: Database, issuer: str, environment: str = DEVELOPMENT, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
     prefix = f"SOCLE_{service.upper()}_"
     env = {

@@ -44,7 +44,8 @@ def assert_onboarded_in_keycloak(kc_admin, tenant: dict[str, Any], email: str, r
     assert len(users) == 1, users
     members = kc_admin.request("GET", f"/organizations/{organization['id']}/members").json()
     assert [m["id"] for m in members] == [users[0]["id"]]
-    assert {"VERIFY_EMAIL", "UPDATE_PASSWORD"} <= set(users[0].get("requiredActions", []))
+    # An admin account: a one-time password is enrolled with the password, before any login.
+    assert {"VERIFY_EMAIL", "UPDATE_PASSWORD", "CONFIGURE_TOTP"} <= set(users[0].get("requiredActions", []))
     roles = kc_admin.request("GET", f"/users/{users[0]['id']}/role-mappings/realm").json()
     assert role in {r["name"] for r in roles}
 

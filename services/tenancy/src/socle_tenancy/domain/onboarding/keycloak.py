@@ -206,7 +206,11 @@ class KeycloakAdmin:
     # -- users -------------------------------------------------------------------------
 
     async def ensure_invited_user(self, email: str, *, realm_role: str) -> dict[str, Any]:
-        """The user with this email (created with pending required actions), holding ``realm_role``."""
+        """The user with this email (created with pending required actions), holding ``realm_role``.
+
+        A new account also has to enrol a one-time password before its first login (every admin
+        role requires one): the invitation's link walks through it after the password.
+        """
         response = await self._request("GET", "/users", params={"email": email, "exact": "true"})
         users = [u for u in response.json() if str(u.get("email", "")).lower() == email.lower()]
         if users:
@@ -220,7 +224,7 @@ class KeycloakAdmin:
                     "email": email,
                     "enabled": True,
                     "emailVerified": False,
-                    "requiredActions": ["VERIFY_EMAIL", "UPDATE_PASSWORD"],
+                    "requiredActions": ["VERIFY_EMAIL", "UPDATE_PASSWORD", "CONFIGURE_TOTP"],
                 },
             )
             user_id = location_id(created)
