@@ -176,3 +176,30 @@ def approve_device_login(
         return log_in(browser, page, username, password, otp_secret=otp_secret, used=used)
     finally:
         browser.close()
+
+
+def complete_invitation(link: str, *, password: str, first_name: str, last_name: str) -> httpx.Response:
+    """Follow an invitation e-mail's link and do what it asks: e-mail, profile, password, OTP enrolment.
+
+    Returns the last page Keycloak shows (its "account updated" page when everything was accepted).
+    """
+    browser = Browser()
+    try:
+        page = browser.follow(browser.send("GET", link))
+        for _ in range(8):
+            names = fields(page)
+            onward = [html.unescape(href) for href in re.findall(r'href="([^"]*action-token[^"]*)"', page.text)]
+            if "password-new" in names:
+                page = browser.follow(browser.submit(page, **{"password-new": password, "password-confirm": password}))
+            elif "totpSecret" in names:
+                code = fresh_totp(names["totpSecret"], set())
+                page = browser.follow(browser.submit(page, totp=code, userLabel="téléphone"))
+            elif "firstName" in names:
+                page = browser.follow(browser.submit(page, firstName=first_name, lastName=last_name))
+            elif onward:  # "follow these steps" page of a link opened in a new browser
+                page = browser.follow(browser.send("GET", onward[0]))
+            else:
+                return page
+        return page
+    finally:
+        browser.close()

@@ -176,6 +176,8 @@ def _extra_env(service: str, ports: dict[str, int], database: Database, credenti
             "SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET": credentials["platform_client"],
             # Onboarding opens each tenant's metering account there.
             "SOCLE_TENANCY_BILLING_URL": f"http://127.0.0.1:{ports['billing']}",
+            # The first admins' invitations end on a page linking to the console.
+            "SOCLE_TENANCY_CONSOLE_URL": f"http://localhost:{ports['console']}",
             "SOCLE_TENANCY_REPORT_SIGNING_KEY": credentials["report_signing_key"],
             "SOCLE_TENANCY_ISOLATION_DATABASE_URLS": json.dumps({s: database.url(s, "app") for s in SERVICES}),
             "SOCLE_TENANCY_ISOLATION_SERVICE_URLS": json.dumps(

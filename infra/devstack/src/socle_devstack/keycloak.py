@@ -8,6 +8,7 @@ a test run can coexist. The realm is imported at start from ``infra/keycloak/``.
 Socle's own Keycloak providers (``infra/keycloak/providers/<name>/``, Maven projects) are built
 with ``mvn -B -q package`` into a cache keyed by a hash of their sources, so a start rebuilds
 them only after a change, and copied into each instance's ``providers/`` before it starts.
+Socle's themes (``infra/keycloak/themes/<name>/``: the e-mails) are copied into its ``themes/``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ REALM = "socle"
 ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{KEYCLOAK_VERSION}:tar.gz"
 PROVIDERS_ROOT = Path(__file__).resolve().parents[4] / "infra" / "keycloak" / "providers"
 PROVIDER_JAR_PREFIX = "socle-"
+THEMES_ROOT = PROVIDERS_ROOT.parent / "themes"
 #: Brute-force detection of the ``master`` realm (the Keycloak administrators' own), as in the
 #: ``socle`` realm file: Keycloak creates ``master`` itself with detection off, so every start
 #: turns it on through the admin API.
@@ -142,6 +144,14 @@ def install_providers(home: Path, projects: list[Path]) -> None:
             shutil.copyfile(jar, target)
 
 
+def install_themes(home: Path) -> None:
+    """Put Socle's current themes in ``home/themes`` (a theme removed from the repository is removed too)."""
+    themes = home / "themes"
+    for theme in sorted(p for p in THEMES_ROOT.iterdir() if p.is_dir()):
+        shutil.rmtree(themes / theme.name, ignore_errors=True)
+        shutil.copytree(theme, themes / theme.name)
+
+
 def require_java() -> None:
     """Keycloak runs on the machine's JDK (17 or newer)."""
     if shutil.which("java") is None:
@@ -190,6 +200,7 @@ class KeycloakServer:
         elif imported.exists():
             self.realm_outdated = imported.read_text().strip() != self.realm_files_digest()
         install_providers(home, self.providers)
+        install_themes(home)
         import_dir = home / "data" / "import"
         import_dir.mkdir(parents=True, exist_ok=True)
         for realm_file in self.realm_files:

@@ -34,6 +34,11 @@ class TenancySettings(ServiceSettings):
         description="Base URL of the billing service, e.g. http://socle-billing:8000: onboarding opens each "
         "tenant's metering account there; its metering_account step fails (503) until it is set.",
     )
+    console_url: str | None = Field(
+        default=None,
+        description="Public URL of the web console, e.g. https://socle.example.fr: the first admin's invitation "
+        "ends on a page linking there (the realm's socle-console client must allow <console_url>/ as a redirect).",
+    )
     billing_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     billing_attempts: int = Field(
         default=3, ge=1, le=10, description="Tries of a billing call on a network error or a 5xx answer."
@@ -73,6 +78,16 @@ class TenancySettings(ServiceSettings):
         parts = urlsplit(value)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise ValueError("must be the http(s) base URL of the billing service, e.g. http://socle-billing:8000")
+        return value.rstrip("/")
+
+    @field_validator("console_url")
+    @classmethod
+    def _console_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be the http(s) public URL of the console, e.g. https://socle.example.fr")
         return value.rstrip("/")
 
     @field_validator("keycloak_admin_url")

@@ -23,6 +23,9 @@ from socle_tenancy.config import TenancySettings
 
 log = structlog.get_logger("socle.tenancy.keycloak")
 
+#: The realm's client of the web console, where an invitation's last page leads.
+CONSOLE_CLIENT_ID = "socle-console"
+
 
 class KeycloakError(ServiceUnavailable):
     """Keycloak could not be reached or refused a request; a retry may succeed."""
@@ -42,6 +45,7 @@ class KeycloakAdmin:
         secret = settings.keycloak_client_secret
         self._configured = secret is not None
         self._client_id = settings.keycloak_client_id
+        self._console_url = settings.console_url
         self._client = KeycloakAdminClient(
             base,
             realm,
@@ -185,16 +189,22 @@ class KeycloakAdmin:
     async def send_invitation(self, user_id: str, actions: list[str], *, lifespan_seconds: int = 7 * 24 * 3600) -> str:
         """E-mail the user Keycloak's link to complete ``actions``; '' when sent, else why not.
 
+        The realm's e-mail theme (``infra/keycloak/themes/socle``) says what Socle is and names
+        the user's organizations as who invites. With a console URL, the page after the last
+        action links onward to the console (``socle-console`` client, redirect ``<console>/``).
         Best effort: the account and its role exist whether or not the mail leaves (a realm
         without SMTP answers 500), and an administrator can send it again.
         """
         if not actions:
             return ""
+        params: dict[str, str | int] = {"lifespan": lifespan_seconds}
+        if self._console_url:
+            params.update(client_id=CONSOLE_CLIENT_ID, redirect_uri=f"{self._console_url}/")
         try:
             await self._request(
                 "PUT",
                 f"/users/{quote(user_id)}/execute-actions-email",
-                params={"lifespan": lifespan_seconds},
+                params=params,
                 json=actions,
                 attempts=1,  # Keycloak's 500 here is its mail relay failing: not worth holding onboarding up
             )
