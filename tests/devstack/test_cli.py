@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -27,10 +28,15 @@ import asyncpg
 import httpx
 import pytest
 
+from socle_core import login
+from socle_devstack.demo import DEMO_USERS, DemoUser
 from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
 from socle_devstack.processes import free_port
 from socle_devstack.scratch import free_service_ports, read_until_ready, running_stack, scratch_env
 from socle_devstack.stack import REPO_ROOT, SERVICES
+from tests.support.browser import approve_device_login, complete_invitation, visible_text
+from tests.support.tokens import unverified_claims
+from tests.support.totp import secret_of
 
 
 def _processes_mentioning(text: str) -> list[str]:
@@ -115,7 +121,7 @@ def wait_for_mail(folder: Path, text: str, timeout: float = 30) -> str:
     raise AssertionError(f"no mail containing {text!r} in {folder} after {timeout:.0f}s: {found}")
 
 
-def check_mail(state: Path, keycloak_url: str, smtp_port: int) -> None:
+def check_mail(state: Path, keycloak_url: str, smtp_port: int, console_url: str) -> None:
     """The sink keeps what it is sent, and the realm sends Keycloak's own e-mails to it."""
     message = EmailMessage()
     message["From"] = "test@socle.localhost"
@@ -160,12 +166,71 @@ def check_mail(state: Path, keycloak_url: str, smtp_port: int) -> None:
     log = (state / "logs" / "mail.log").read_text()
     assert f"to {email}:" in log
     assert "to agent@mairie-exemple.fr: Essai du puits de courrier" in log
-    # Onboarding the demo EPCI invited each first admin by e-mail (Keycloak's action link).
-    for first_admin in ("dgs@mairie-sommieres.fr", "admin.socle@cc-paysdesommieres.fr"):
+    # Onboarding the demo EPCI invited each first admin by e-mail (Keycloak's action link), in the
+    # realm's own words: who invites, what Socle is; the link's last page leads on to the console.
+    for first_admin, inviter in (
+        ("dgs@mairie-sommieres.fr", "Sommières (30321)"),
+        ("admin.socle@cc-paysdesommieres.fr", "Pays de Sommières (services communautaires) (243000296)"),
+    ):
         welcome = wait_for_mail(state / "mail", f"Delivered-To: {first_admin}")
         text = email_parser.Parser(policy=email_policy.default).parsestr(welcome).get_body(preferencelist=("plain",))
         assert text is not None
-        assert f"{keycloak_url}/realms/socle/login-actions/action-token?key=" in text.get_content()
+        content = text.get_content()
+        assert content.startswith(f"{inviter} vous invite sur Socle."), content
+        assert "Socle est la plateforme de données" in content
+        (link,) = re.findall(
+            rf"{re.escape(keycloak_url)}/realms/socle/login-actions/action-token\?key=[\w.-]+", content
+        )
+        if first_admin.startswith("dgs@"):
+            last = complete_invitation(link, password="Sommieres-Dgs-2026", first_name="Dominique", last_name="Garcia")
+            assert "Votre compte a été mis à jour" in visible_text(last), visible_text(last)[:800]
+            assert f'href="{console_url}/"' in last.text
+
+
+def check_demo_logins(banner: str, issuer: str, tenancy_url: str, state: Path) -> None:
+    """Every role has a printed login; the EPCI admin logs in on the command line and applies as themselves."""
+    otpauth = re.search(r"otpauth://totp/\S+", banner)
+    assert otpauth is not None, banner
+    secret = secret_of(otpauth.group(0))
+    printed = {
+        m.group(1): m.group(2) for m in re.finditer(r"^  (\S+@socle\.localhost)\s+(\S+)\s", banner, re.MULTILINE)
+    }
+    assert set(printed) == {user.email for user in DEMO_USERS}, banner
+    tokens = login.TokenStore(state / "session" / "tokens.json")
+    for user in DEMO_USERS:
+
+        def approve(device: dict[str, object], user: DemoUser = user) -> None:
+            page = approve_device_login(
+                str(device["verification_uri_complete"]),
+                user.email,
+                printed[user.email],
+                otp_secret=secret if user.needs_otp else None,
+            )
+            assert "Vous pouvez fermer cette fenêtre" in page.text, visible_text(page)[:800]
+
+        with httpx.Client(timeout=30) as http:
+            session = login.device_login(issuer, show=approve, http=http, sleep=lambda _: None)
+        claims = unverified_claims(session.access_token)
+        assert user.role in claims["realm_access"]["roles"]
+        assert list(claims.get("organization") or {}) == ([user.organization] if user.organization else [])
+        if user.role == "epci-admin":
+            tokens.save(session)
+    again = subprocess.run(
+        [sys.executable, "-m", "socle_tenancy.domain.declarations", "apply", "tenants/demo/cc-pays-de-sommieres.json"],
+        env={
+            "PATH": os.environ.get("PATH", ""),
+            "SOCLE_TENANTS_API": tenancy_url,
+            "SOCLE_TENANTS_ISSUER": issuer,
+            "SOCLE_TOKEN_FILE": str(tokens.path),
+        },
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Nothing to do" in again.stdout
 
 
 @pytest.fixture
@@ -192,8 +257,14 @@ def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) ->
         assert "demo EPCI applied from tenants/demo/cc-pays-de-sommieres.json" in banner
         assert f"mail         {scratch_state / 'mail'}/ (development sink)" in banner
         assert "now sends its e-mails to the mail sink" not in banner
-        check_mail(scratch_state, f"http://127.0.0.1:{env['SOCLE_KEYCLOAK_PORT']}", int(env["SOCLE_SMTP_PORT"]))
+        check_mail(
+            scratch_state,
+            f"http://127.0.0.1:{env['SOCLE_KEYCLOAK_PORT']}",
+            int(env["SOCLE_SMTP_PORT"]),
+            f"http://localhost:{ports['console']}",
+        )
         check_demo_epci(scratch_state, issuer, f"http://127.0.0.1:{ports['tenancy']}")
+        check_demo_logins(banner, issuer, f"http://127.0.0.1:{ports['tenancy']}", scratch_state)
     assert stack.down is not None
     assert stack.down.returncode == 0, stack.down.stdout + stack.down.stderr
     assert stack.up is not None

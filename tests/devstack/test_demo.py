@@ -7,9 +7,7 @@ test, ``tests/devstack/test_cli.py``, logs them in through the running console a
 
 from __future__ import annotations
 
-import base64
 from contextlib import closing
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -18,16 +16,9 @@ from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.stack import Credentials
 from tests.support.browser import Browser, authorization_request, log_in, visible_text
 from tests.support.keycloak_admin import KeycloakAdmin
+from tests.support.totp import secret_of
 
 CALLBACK = "http://localhost:18100/auth/callback"
-
-
-def secret_of(uri: str) -> str:
-    """The secret as Keycloak keeps it, read back from the URI an authenticator app would scan."""
-    parts = urlsplit(uri)
-    assert (parts.scheme, parts.netloc) == ("otpauth", "totp")
-    key = parse_qs(parts.query)["secret"][0]
-    return base64.b32decode(key + "=" * (-len(key) % 8)).decode()
 
 
 def test_each_role_gets_a_login_that_works_with_the_printed_secret(

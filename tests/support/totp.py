@@ -6,10 +6,12 @@ those bytes in base32), so the tests compute codes from the text the realm store
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import struct
 import time
+from urllib.parse import parse_qs, urlsplit
 
 PERIOD = 30
 
@@ -29,3 +31,11 @@ def fresh_totp(secret: str, used: set[str]) -> str:
         time.sleep(max(0.2, PERIOD - time.time() % PERIOD))
     used.add(code)
     return code
+
+
+def secret_of(uri: str) -> str:
+    """The secret as Keycloak keeps it, read back from an ``otpauth://`` URI (what an app would scan)."""
+    parts = urlsplit(uri)
+    assert (parts.scheme, parts.netloc) == ("otpauth", "totp"), uri
+    key = parse_qs(parts.query)["secret"][0]
+    return base64.b32decode(key + "=" * (-len(key) % 8)).decode()
