@@ -45,9 +45,25 @@ DEMO_EPCI = "epci-243000296"
 DEMO_USERS = (
     DemoUser("operateur@socle.localhost", "Opératrice", "Démo", "operator", "platform operator"),
     DemoUser("auditeur@socle.localhost", "Auditeur", "Démo", "auditor", "auditor (read-only metadata)"),
-    DemoUser("admin.epci@socle.localhost", "Admin", "EPCI Démo", "epci-admin", "EPCI admin", DEMO_EPCI),
-    DemoUser("admin.sommieres@socle.localhost", "Admin", "Sommières", "commune-admin", "commune admin", DEMO_COMMUNE),
-    DemoUser("agent.sommieres@socle.localhost", "Agent", "Sommières", "commune-agent", "commune agent", DEMO_COMMUNE),
+    DemoUser(
+        "admin.epci@socle.localhost", "Admin", "EPCI Démo", "epci-admin", "EPCI admin (Pays de Sommières)", DEMO_EPCI
+    ),
+    DemoUser(
+        "admin.sommieres@socle.localhost",
+        "Admin",
+        "Sommières",
+        "commune-admin",
+        "commune admin (Sommières)",
+        DEMO_COMMUNE,
+    ),
+    DemoUser(
+        "agent.sommieres@socle.localhost",
+        "Agent",
+        "Sommières",
+        "commune-agent",
+        "commune agent (Sommières)",
+        DEMO_COMMUNE,
+    ),
 )
 
 
