@@ -31,21 +31,7 @@ from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin
 from socle_devstack.processes import free_port
 from socle_devstack.scratch import free_service_ports, read_until_ready, running_stack, scratch_env
 from socle_devstack.stack import REPO_ROOT, SERVICES
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found.append(f"{proc.name}: {cmdline[:160]}")
-    return found
+from tests.support.processes import processes_mentioning
 
 
 def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
@@ -99,6 +85,31 @@ def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
     body = report.json()
     assert body["verdict"] == "pass", body["violations"]
     assert body["signature"]
+
+
+def check_stack_file(state: Path, issuer: str, ports: dict[str, int], env: dict[str, str]) -> None:
+    """The stack describes its own ports, and ``make tenants-apply`` talks to them, not to the defaults."""
+    text = (state / "stack.json").read_text()
+    described = json.loads(text)
+    assert described["environment"] == "development"
+    assert described["issuer"] == issuer
+    assert described["services"] == {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
+    assert described["database"] == {"host": "127.0.0.1", "port": int(env["SOCLE_POSTGRES_PORT"]), "name": "socle"}
+    secrets = json.loads((state / "secrets.json").read_text())
+    assert [name for name, value in secrets.items() if value in text] == []  # stack.json is readable by all
+    assert oct((state / "secrets.json").stat().st_mode & 0o777) == "0o600"
+    applied = subprocess.run(
+        ["make", "-s", "tenants-apply", "FILE=tenants/demo/cc-pays-de-sommieres.json", "ARGS=--dry-run"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Nothing to do: the platform matches the declaration." in applied.stdout
+    assert f"[socle] plateforme locale de {state} : SOCLE_TENANTS_API, SOCLE_TENANTS_ISSUER" in applied.stderr
 
 
 def wait_for_mail(folder: Path, text: str, timeout: float = 30) -> str:
@@ -193,12 +204,14 @@ def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) ->
         assert "now sends its e-mails to the mail sink" not in banner
         check_mail(scratch_state, f"http://127.0.0.1:{env['SOCLE_KEYCLOAK_PORT']}", int(env["SOCLE_SMTP_PORT"]))
         check_demo_epci(scratch_state, issuer, f"http://127.0.0.1:{ports['tenancy']}")
+        check_stack_file(scratch_state, issuer, ports, env)
+    assert not (scratch_state / "stack.json").exists()
     assert stack.down is not None
     assert stack.down.returncode == 0, stack.down.stdout + stack.down.stderr
     assert stack.up is not None
     assert stack.up.returncode == 0
     time.sleep(1)
-    assert _processes_mentioning(str(scratch_state)) == []
+    assert processes_mentioning(str(scratch_state)) == []
     assert not (scratch_state / "pids.json").exists()
     restart_with_make_up_then_ctrl_c(env, ports, scratch_state)
 
@@ -242,7 +255,7 @@ def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int],
             up.wait(timeout=30)
     assert "[socle] stopped" in rest, banner + rest
     time.sleep(1)
-    assert _processes_mentioning(str(state)) == []
+    assert processes_mentioning(str(state)) == []
     assert not (state / "pids.json").exists()
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
@@ -275,7 +288,7 @@ def test_up_on_an_existing_postgresql_server_leaves_that_server_running(scratch_
         # The server it was given is not the stack's to stop; it now holds Socle's database.
         schemas = asyncio.run(_schemas(server.admin_dsn))
         assert set(SERVICES) <= schemas
-        assert _processes_mentioning(str(scratch_state / "state")) == []
+        assert processes_mentioning(str(scratch_state / "state")) == []
     finally:
         server.stop()
 

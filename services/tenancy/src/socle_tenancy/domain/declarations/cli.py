@@ -5,7 +5,8 @@ which call and why; what was applied before stays applied and a re-run resumes),
 input is invalid (nothing was changed).
 
 The client secret is read from ``SOCLE_TENANTS_CLIENT_SECRET`` only, never from the
-command line (it would land in shell history and ``ps``).
+command line (it would land in shell history and ``ps``). In development, settings absent
+from the environment are taken from the running ``make up`` stack (``socle_core.local_stack``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from socle_core.local_stack import LocalStackError, fill_from_local_stack
 from socle_tenancy.domain.declarations import services
 from socle_tenancy.domain.declarations.api import DEFAULT_API, DEFAULT_CLIENT_ID, ApiError, TenancyApi
 from socle_tenancy.domain.reference import default_catalogue
@@ -44,9 +46,15 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 def connect(args: argparse.Namespace) -> TenancyApi:
     secret = os.environ.get(SECRET_ENV)
     if not args.issuer:
-        raise UsageError(f"give the realm's issuer URL with --issuer or {ISSUER_ENV}")
+        raise UsageError(
+            f"indiquez l'URL de l'émetteur du realm avec --issuer ou {ISSUER_ENV} "
+            "(en développement, lancez d'abord `make up` : elle est alors trouvée d'elle-même)"
+        )
     if not secret:
-        raise UsageError(f"set {SECRET_ENV} to the secret of the {args.client_id!r} client")
+        raise UsageError(
+            f"définissez {SECRET_ENV} (le secret du client {args.client_id!r}) "
+            "(en développement, lancez d'abord `make up` : il est alors trouvé de lui-même)"
+        )
     return TenancyApi(args.api, args.issuer, secret, client_id=args.client_id)
 
 
@@ -120,8 +128,18 @@ def _run(coroutine: Any, out: Output) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from socle_tenancy.domain.offboarding.bundle import SERVICES
     from socle_tenancy.domain.offboarding.cli import add_offboard_command
 
+    argv = sys.argv[1:] if argv is None else argv
+    wanted = [API_ENV, ISSUER_ENV, SECRET_ENV]
+    if argv[:1] == ["offboard"]:
+        wanted += [f"SOCLE_{s.upper()}_DATABASE_URL" for s in SERVICES]
+    try:
+        fill_from_local_stack(wanted)  # before the parser: its defaults read the environment
+    except LocalStackError as exc:
+        print(f"erreur : {exc}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="socle-tenants", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     apply = commands.add_parser("apply", help="create or update what a tenant declaration says (idempotent)")
