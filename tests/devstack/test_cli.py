@@ -186,6 +186,7 @@ def scratch_state():
     shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.mark.timeout(1800)  # starts: up to READY_TIMEOUT each on a loaded machine
 def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) -> None:
     ports = free_service_ports()
     env = scratch_env(scratch_state, ports)
@@ -262,6 +263,7 @@ def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int],
             httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
 
 
+@pytest.mark.timeout(1800)  # starts: up to READY_TIMEOUT each on a loaded machine
 def test_up_on_an_existing_postgresql_server_leaves_that_server_running(scratch_state: Path) -> None:
     """``SOCLE_DATABASE_URL`` set: no embedded server; the stack provisions the server it is given."""
     server = PostgresServer(
