@@ -4,10 +4,11 @@ SHELL := /bin/bash
 UV := uv
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help install up down test lint format test-only bench-up helm-lint helm-generate clean login tenants-apply
+.PHONY: help install up down test lint format test-only bench-up helm-lint helm-generate clean login tenants-apply \
+	tenants-offboard isolation-report audit-verify
 
 help: ## List every target with what it does
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-17s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: ## Install uv and every Python dependency of the workspace (uv sync, locked)
 	@infra/scripts/ensure-uv.sh
@@ -20,12 +21,24 @@ up: install ## Run the whole platform locally with a demo EPCI (Ctrl-C or `make 
 down: ## Stop a platform started by `make up`
 	@$(UV) run --frozen socle-stack down
 
+# The tools below find the running `make up` stack by themselves (.socle/stack.json, its ports
+# and issuer; .socle/secrets.json); settings in the environment take precedence.
 login: install ## Log in to the realm of `make up` as a person (device code in the browser) for socle-tenants
 	@$(UV) run --frozen socle-login
 
-tenants-apply: install ## Apply a tenant declaration to the platform of `make up` as the person of `make login` (FILE=..., ARGS=--dry-run)
+tenants-apply: install ## Apply a tenant declaration to the running `make up` stack as the person of `make login` (FILE=..., ARGS=--dry-run)
 	@test -n "$(FILE)" || { echo "usage: make tenants-apply FILE=tenants/demo/cc-pays-de-sommieres.json [ARGS=--dry-run]" >&2; exit 2; }
 	@$(UV) run --frozen socle-tenants apply "$(FILE)" $(ARGS)
+
+tenants-offboard: install ## Offboard a tenant of the `make up` stack: export bundle, then with CONFIRM=1 delete (TENANT=..., EXPORT_DIR=...)
+	@test -n "$(TENANT)" -a -n "$(EXPORT_DIR)" || { echo "usage: make tenants-offboard TENANT=commune-30352 EXPORT_DIR=exports/ [CONFIRM=1]" >&2; exit 2; }
+	@$(UV) run --frozen socle-tenants offboard "$(TENANT)" --export-dir "$(EXPORT_DIR)" $(if $(CONFIRM),--confirm) $(ARGS)
+
+isolation-report: install ## Run the isolation evidence report on the `make up` stack (JSON=report.json HTML=report.html)
+	@$(UV) run --frozen socle-isolation-report run $(if $(JSON),--json "$(JSON)") $(if $(HTML),--html "$(HTML)") $(ARGS)
+
+audit-verify: install ## Verify the hash chains of the `make up` stack's audit log
+	@$(UV) run --frozen python -m socle_tenancy.audit verify $(ARGS)
 
 lint: install ## uv.lock up to date, ruff (lint + format check) and mypy (strict for the core)
 	@$(UV) lock --check --quiet || { echo "[socle] uv.lock does not match the pyproject files: run uv lock" >&2; exit 1; }
@@ -55,5 +68,5 @@ helm-lint: ## Lint the Helm chart with every ci/*-values.yaml (installs the pinn
 helm-generate: ## Regenerate the service charts and values schemas from helm/tools
 	@$(UV) run --frozen python helm/tools/generate.py
 
-clean: ## Remove the local platform's state (.socle/: database, Keycloak instance, logs)
-	@rm -rf .socle
+clean: install ## Remove the stopped local platform's state (.socle/: database, Keycloak instance, logs, mail)
+	@$(UV) run --frozen socle-stack clean

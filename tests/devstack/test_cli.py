@@ -35,23 +35,9 @@ from socle_devstack.processes import free_port
 from socle_devstack.scratch import free_service_ports, read_until_ready, running_stack, scratch_env
 from socle_devstack.stack import REPO_ROOT, SERVICES
 from tests.support.browser import approve_device_login, complete_invitation, visible_text
+from tests.support.processes import processes_mentioning
 from tests.support.tokens import unverified_claims
 from tests.support.totp import secret_of
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if text in cmdline and state != "Z":
-            found.append(f"{proc.name}: {cmdline[:160]}")
-    return found
 
 
 def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
@@ -106,6 +92,31 @@ def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
     body = report.json()
     assert body["verdict"] == "pass", body["violations"]
     assert body["signature"]
+
+
+def check_stack_file(state: Path, issuer: str, ports: dict[str, int], env: dict[str, str]) -> None:
+    """The stack describes its own ports, and ``make tenants-apply`` talks to them, not to the defaults."""
+    text = (state / "stack.json").read_text()
+    described = json.loads(text)
+    assert described["environment"] == "development"
+    assert described["issuer"] == issuer
+    assert described["services"] == {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
+    assert described["database"] == {"host": "127.0.0.1", "port": int(env["SOCLE_POSTGRES_PORT"]), "name": "socle"}
+    secrets = json.loads((state / "secrets.json").read_text())
+    assert [name for name, value in secrets.items() if value in text] == []  # stack.json is readable by all
+    assert oct((state / "secrets.json").stat().st_mode & 0o777) == "0o600"
+    applied = subprocess.run(
+        ["make", "-s", "tenants-apply", "FILE=tenants/demo/cc-pays-de-sommieres.json", "ARGS=--dry-run"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Nothing to do: the platform matches the declaration." in applied.stdout
+    assert f"[socle] plateforme locale de {state} : SOCLE_TENANTS_API, SOCLE_TENANTS_ISSUER" in applied.stderr
 
 
 def wait_for_mail(folder: Path, text: str, timeout: float = 30) -> str:
@@ -241,6 +252,7 @@ def scratch_state():
     shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.mark.timeout(1800)  # starts: up to READY_TIMEOUT each on a loaded machine
 def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) -> None:
     ports = free_service_ports()
     env = scratch_env(scratch_state, ports)
@@ -265,12 +277,14 @@ def test_up_reaches_ready_and_down_leaves_nothing_behind(scratch_state: Path) ->
         )
         check_demo_epci(scratch_state, issuer, f"http://127.0.0.1:{ports['tenancy']}")
         check_demo_logins(banner, issuer, f"http://127.0.0.1:{ports['tenancy']}", scratch_state)
+        check_stack_file(scratch_state, issuer, ports, env)
+    assert not (scratch_state / "stack.json").exists()
     assert stack.down is not None
     assert stack.down.returncode == 0, stack.down.stdout + stack.down.stderr
     assert stack.up is not None
     assert stack.up.returncode == 0
     time.sleep(1)
-    assert _processes_mentioning(str(scratch_state)) == []
+    assert processes_mentioning(str(scratch_state)) == []
     assert not (scratch_state / "pids.json").exists()
     restart_with_make_up_then_ctrl_c(env, ports, scratch_state)
 
@@ -314,13 +328,14 @@ def restart_with_make_up_then_ctrl_c(env: dict[str, str], ports: dict[str, int],
             up.wait(timeout=30)
     assert "[socle] stopped" in rest, banner + rest
     time.sleep(1)
-    assert _processes_mentioning(str(state)) == []
+    assert processes_mentioning(str(state)) == []
     assert not (state / "pids.json").exists()
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
 
 
+@pytest.mark.timeout(1800)  # starts: up to READY_TIMEOUT each on a loaded machine
 def test_up_on_an_existing_postgresql_server_leaves_that_server_running(scratch_state: Path) -> None:
     """``SOCLE_DATABASE_URL`` set: no embedded server; the stack provisions the server it is given."""
     server = PostgresServer(
@@ -347,7 +362,7 @@ def test_up_on_an_existing_postgresql_server_leaves_that_server_running(scratch_
         # The server it was given is not the stack's to stop; it now holds Socle's database.
         schemas = asyncio.run(_schemas(server.admin_dsn))
         assert set(SERVICES) <= schemas
-        assert _processes_mentioning(str(scratch_state / "state")) == []
+        assert processes_mentioning(str(scratch_state / "state")) == []
     finally:
         server.stop()
 

@@ -1,7 +1,9 @@
-"""``socle-stack up | down | status``: the local platform in one command.
+"""``socle-stack up | down | clean``: the local platform in one command.
 
 ``up`` runs in the foreground and stops everything it started on Ctrl-C; ``down`` stops a
-stack started from another terminal (it reads the process list ``up`` leaves behind).
+stack started from another terminal (it reads the process list ``up`` leaves behind);
+``clean`` removes a stopped stack's state. Once ready, ``up`` describes itself in
+``stack.json`` (``socle_core.local_stack``) for the command-line tools, until it stops.
 """
 
 from __future__ import annotations
@@ -9,18 +11,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from socle_core.local_stack import STACK_FILE, process_alive, write_stack_file
 from socle_devstack.demo import DemoLogin, apply_demo_epci, otpauth_uri, place_demo_users, seed_demo
 from socle_devstack.mail import DEFAULT_PORT as DEFAULT_SMTP_PORT
 from socle_devstack.mail import MailSink, send_realm_mail_to
-from socle_devstack.postgres import PostgresServer
+from socle_devstack.postgres import PostgresServer, remove_cluster
 from socle_devstack.processes import port_is_free, stop_group
 from socle_devstack.stack import (
+    DATABASE,
     DEFAULT_PORTS,
     DEVELOPMENT,
     REPO_ROOT,
@@ -52,9 +57,11 @@ def up() -> int:
     started = time.monotonic()
     state = state_dir()
     pids_file = state / "pids.json"
+    stack_file = state / STACK_FILE
     if pids_file.exists():
         _say(f"a stack seems to be running already ({pids_file}); run `make down` first")
         return 1
+    stack_file.unlink(missing_ok=True)  # left by a stack that was killed
     ports = {s: _port(s.upper(), p) for s, p in DEFAULT_PORTS.items()}
     kc_port, kc_mgmt = _port("KEYCLOAK", 8180), _port("KEYCLOAK_MANAGEMENT", 9180)
     smtp_port = _port("SMTP", DEFAULT_SMTP_PORT)
@@ -76,6 +83,7 @@ def up() -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         _say("stopping...")
+        stack_file.unlink(missing_ok=True)
         for service in services:
             service.stop()
         if keycloak is not None:
@@ -148,6 +156,15 @@ def up() -> int:
         if missing:
             _say(f"warning: no organization {', '.join(missing)} yet: its demo accounts belong to no tenant")
         otp = otpauth_uri(credentials["demo_totp_secret"])
+        write_stack_file(
+            state,
+            supervisor_pid=os.getpid(),
+            issuer=issuer,
+            service_urls={s: f"http://127.0.0.1:{p}" for s, p in ports.items()},
+            database_host=database.host,
+            database_port=database.port,
+            database_name=DATABASE,
+        )
         _banner(ports, keycloak.url, logins, otp, time.monotonic() - started, state)
         while True:
             time.sleep(1)
@@ -237,17 +254,18 @@ def _shown(path: Path) -> str:
 
 def down() -> int:
     pids_file = state_dir() / "pids.json"
+    (state_dir() / STACK_FILE).unlink(missing_ok=True)
     if not pids_file.exists():
         _say("no running stack found")
         return 0
     info = json.loads(pids_file.read_text())
     supervisor = info["pids"].pop("supervisor", 0)
-    if supervisor and _alive(supervisor):
+    if supervisor and process_alive(supervisor):
         _say("asking the running `make up` to stop")
         os.kill(supervisor, signal.SIGTERM)
         deadline = time.monotonic() + 90
         # The supervisor removes the process list once everything it started has stopped.
-        while pids_file.exists() and _alive(supervisor) and time.monotonic() < deadline:
+        while pids_file.exists() and process_alive(supervisor) and time.monotonic() < deadline:
             time.sleep(0.3)
         if not pids_file.exists():
             pids_file.unlink(missing_ok=True)
@@ -268,20 +286,25 @@ def down() -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
-    """True while the process runs (a zombie waiting for its parent counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+def clean() -> int:
+    """Remove the state of a stopped stack: its folder, and its cluster kept outside it (if any)."""
+    state = state_dir()
+    if (state / "pids.json").exists():
+        _say(f"a stack is running from {state}: `make down` first")
+        return 1
+    cluster = remove_cluster(state / "postgres" / "data")
+    if cluster is not None:
+        _say(f"removed the PostgreSQL cluster {cluster}")
+    shutil.rmtree(state, ignore_errors=True)
+    _say(f"removed {state}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="socle-stack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("command", choices=["up", "down", "clean"])
     args = parser.parse_args(argv)
-    return up() if args.command == "up" else down()
+    return {"up": up, "down": down, "clean": clean}[args.command]()
 
 
 if __name__ == "__main__":

@@ -35,11 +35,11 @@ def wait_for(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode}{_tail(log_file)}")
+            raise RuntimeError(f"{what} exited with code {process.returncode}{log_tail(log_file)}")
         if predicate():
             return
         time.sleep(0.3)
-    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{_tail(log_file)}")
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s{log_tail(log_file)}")
 
 
 def http_ok(url: str) -> Callable[[], bool]:
@@ -52,7 +52,7 @@ def http_ok(url: str) -> Callable[[], bool]:
     return check
 
 
-def _tail(log_file: Path | None, lines: int = 25) -> str:
+def log_tail(log_file: Path | None, lines: int = 25) -> str:
     if log_file is None or not log_file.exists():
         return ""
     text = log_file.read_text(errors="replace").splitlines()[-lines:]

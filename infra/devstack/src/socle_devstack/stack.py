@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from socle_core.local_stack import database_url
 from socle_core.provisioning import ServiceRoles, create_database, provision_service
 from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.mail import MailSink
@@ -94,9 +95,7 @@ class Database:
     credentials: Credentials
 
     def url(self, service: str, kind: str) -> str:
-        roles = ServiceRoles.for_service(service)
-        user = roles.owner if kind == "owner" else roles.app
-        return f"postgresql+asyncpg://{user}:{self.credentials[f'{service}_{kind}']}@{self.host}:{self.port}/{DATABASE}"
+        return database_url(service, kind, self.credentials[f"{service}_{kind}"], self.host, self.port, DATABASE)
 
     async def provision(self, services: tuple[str, ...] = SERVICES) -> None:
         await create_database(self.admin_dsn, DATABASE)

@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from socle_core.local_stack import LocalStackError, fill_from_local_stack
+
 CLIENT_ID = "socle-cli"
 DEFAULT_ISSUER = "http://127.0.0.1:8180/realms/socle"
 ISSUER_ENV = "SOCLE_LOGIN_ISSUER"
@@ -211,6 +213,11 @@ def _show(device: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        fill_from_local_stack([ISSUER_ENV])  # the realm of the running `make up`, on whatever port it moved to
+    except LocalStackError as exc:
+        print(f"erreur : {exc}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="socle-login", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", nargs="?", choices=["login", "status", "logout"], default="login")
     parser.add_argument(

@@ -4,7 +4,8 @@
     python -m socle_tenancy.audit verify-export FILE.jsonl [--partial]
 
 ``verify`` connects as the tenancy application role (``SOCLE_TENANCY_DATABASE_URL`` by
-default) and recomputes every chain from its stored fields. ``verify-export`` checks a file
+default, the running ``make up`` stack's in development when unset) and recomputes every
+chain from its stored fields. ``verify-export`` checks a file
 from ``GET /v1/audit/export`` offline, with no database; ``--partial`` for an export cut by
 ``since``/``until`` (its first entry is then trusted as the starting point).
 """
@@ -19,7 +20,10 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from socle_core.db import create_session_maker
+from socle_core.local_stack import LocalStackError, describe_settings_error, fill_from_local_stack
 from socle_core.logging import configure_logging
 from socle_tenancy.domain.audit.chain import ChainEntry, Finding, check_entries
 
@@ -68,12 +72,24 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("tenancy", "WARNING", json=True)  # the findings are the output, not the log
     if args.command == "verify-export":
         return _verify_export(args.file, args.partial)
-    url = args.database_url
+    url = args.database_url or _settings_database_url()
     if url is None:
-        from socle_tenancy.config import TenancySettings
-
-        url = TenancySettings().database_url.get_secret_value()  # type: ignore[call-arg]
+        return 2
     return asyncio.run(_verify(url, args.tenant))
+
+
+def _settings_database_url() -> str | None:
+    """The tenancy settings' database URL; None (and what to set, on stderr) when they do not load."""
+    from socle_tenancy.config import TenancySettings
+
+    try:
+        fill_from_local_stack(["SOCLE_TENANCY_DATABASE_URL", "SOCLE_TENANCY_OIDC_ISSUER"])
+        return TenancySettings().database_url.get_secret_value()  # type: ignore[call-arg]
+    except LocalStackError as exc:
+        print(f"erreur : {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"erreur : {describe_settings_error(exc, 'SOCLE_TENANCY_')}", file=sys.stderr)
+    return None
 
 
 if __name__ == "__main__":

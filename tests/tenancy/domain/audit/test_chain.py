@@ -30,6 +30,7 @@ from socle_devstack.stack import REPO_ROOT, _with_database
 from socle_tenancy.db.migrate import MIGRATIONS
 from socle_tenancy.db.models import SCHEMA
 from socle_tenancy.domain.audit.services import verify
+from tests.support.local_stack import NO_LOCAL_STACK, describe_local_stack
 
 TRICKY = {
     "quote": 'a "b" c',
@@ -187,6 +188,35 @@ async def test_the_command_exits_non_zero_and_names_the_edited_row(scratch) -> N
     )  # fmt: skip
     assert run.returncode == 1, run.stdout + run.stderr
     assert f"TAMPERED chain {tenant} entry 2: altered" in run.stdout
+
+
+async def test_the_command_with_no_setting_finds_the_local_stack_or_says_what_to_set(
+    scratch, database, tmp_path
+) -> None:
+    tenant = await _chain(scratch, 3)
+    command = [sys.executable, "-m", "socle_tenancy.audit", "verify", "--tenant", str(tenant)]
+    bare = {k: v for k, v in os.environ.items() if not k.startswith("SOCLE_")}
+    run = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, cwd=REPO_ROOT,
+        env={**bare, "SOCLE_STATE_DIR": NO_LOCAL_STACK}, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    assert "erreur : réglages manquants ou invalides :\n" in run.stderr
+    assert "  SOCLE_TENANCY_DATABASE_URL : manquant\n" in run.stderr
+    assert "lancez d'abord `make up`" in run.stderr
+    # A running make up stack (here: its description, pointing at the scratch database).
+    state = describe_local_stack(
+        tmp_path / ".socle", database, "http://127.0.0.1:9/realms/socle", {"tenancy": "http://127.0.0.1:9"},
+        name=scratch.name,
+    )  # fmt: skip
+    run = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, cwd=REPO_ROOT,
+        env={**bare, "SOCLE_STATE_DIR": str(state)}, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "intact: 1 chain(s), 3 entr(y/ies), 0 finding(s)" in run.stdout
+    assert "SOCLE_TENANCY_DATABASE_URL, SOCLE_TENANCY_OIDC_ISSUER pris de stack.json et secrets.json" in run.stderr
 
 
 async def test_the_log_is_append_only_even_for_a_role_that_was_granted_everything(scratch, database) -> None:

@@ -20,6 +20,7 @@ import httpx
 
 from tests.support.browser import approve_device_login, visible_text
 from tests.support.keycloak_admin import create_user
+from tests.support.local_stack import describe_local_stack
 from tests.support.tokens import unverified_claims
 from tests.tenancy.conftest import DEMO
 from tests.tenancy.domain.declarations.serving import socle_tenants
@@ -179,7 +180,12 @@ def test_configuration_errors_say_what_to_set(tmp_path, cli_env) -> None:
     no_secret = {k: v for k, v in cli_env.items() if k != "SOCLE_TENANTS_CLIENT_SECRET"}
     result = socle_tenants("apply", file, env=no_secret)
     assert result.returncode == 2
-    assert "set SOCLE_TENANTS_CLIENT_SECRET" in result.stdout
+    assert "définissez SOCLE_TENANTS_CLIENT_SECRET (le secret du client 'socle-platform')" in result.stdout
+    assert "lancez d'abord `make up`" in result.stdout
+    no_issuer = {k: v for k, v in cli_env.items() if k != "SOCLE_TENANTS_ISSUER"}
+    result = socle_tenants("apply", file, env=no_issuer)
+    assert result.returncode == 2
+    assert "indiquez l'URL de l'émetteur du realm avec --issuer ou SOCLE_TENANTS_ISSUER" in result.stdout
     wrong = {**cli_env, "SOCLE_TENANTS_CLIENT_SECRET": "not-the-secret"}
     result = socle_tenants("apply", file, env=wrong)
     assert result.returncode == 1
@@ -278,3 +284,29 @@ def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
     ).json()["items"]
     assert entries
     assert {e["actor"] for e in entries} == {admin.id}
+
+
+def test_with_no_setting_the_command_finds_the_running_local_stack(tmp_path, tenancy_url, keycloak, database) -> None:
+    """As after `make up` on moved ports: stack.json gives the API and the issuer, secrets.json the secret."""
+    file = write(tmp_path / "epci.json", declaration())
+    state = describe_local_stack(tmp_path / ".socle", database, keycloak.issuer, {"tenancy": tenancy_url})
+    result = socle_tenants(
+        "apply", file, "--client-credentials", "--dry-run", "--output", "json", env={"SOCLE_STATE_DIR": str(state)}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["valid"] is True
+    assert (
+        f"[socle] plateforme locale de {state} : SOCLE_TENANTS_API, SOCLE_TENANTS_ISSUER, SOCLE_TENANTS_CLIENT_SECRET "
+        "pris de stack.json et secrets.json (absents de l'environnement)"
+    ) in result.stderr
+    # A setting of the environment wins over the stack's.
+    elsewhere = {"SOCLE_STATE_DIR": str(state), "SOCLE_TENANTS_API": "http://127.0.0.1:9"}
+    result = socle_tenants("apply", file, "--client-credentials", "--dry-run", env=elsewhere)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "SOCLE_TENANTS_API," not in result.stderr
+
+    stack = json.loads((state / "stack.json").read_text())
+    (state / "stack.json").write_text(json.dumps({**stack, "supervisor_pid": 2**22 + 1}))  # above pid_max: gone
+    result = socle_tenants("apply", file, "--client-credentials", "--dry-run", env={"SOCLE_STATE_DIR": str(state)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "décrit une plateforme locale qui ne tourne plus : relancez-la avec `make up`" in result.stderr

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from socle_core.audit import record_detached
 from socle_core.migrations import upgrade
 from socle_core.provisioning import ServiceRoles, provision_service
 from socle_devstack.stack import REPO_ROOT, _with_database
 from socle_tenancy.domain.isolation.services import dsn
+from tests.support.local_stack import NO_LOCAL_STACK
 
 KEY = "test-" + secrets.token_urlsafe(40)
 BROKEN_SERVICES = ("tenancy", "ingestion")
@@ -80,6 +83,7 @@ def broken_database(database, credentials) -> Iterator[dict[str, str]]:
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.upper().startswith("SOCLE_")}
+    base["SOCLE_STATE_DIR"] = NO_LOCAL_STACK
     return subprocess.run(
         [sys.executable, "-m", "socle_tenancy.domain.isolation", *args],
         env={**base, **env},
@@ -128,3 +132,32 @@ def test_without_a_signing_key_or_with_a_dev_key_the_command_refuses_to_run(brok
     short = _run(["run"], {**env, "SOCLE_TENANCY_REPORT_SIGNING_KEY": "short"})
     assert short.returncode == 2
     assert "at least 32 characters" in short.stderr
+
+
+def test_verify_without_a_key_says_what_to_set(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("{}")
+    result = _run(["verify", str(report)], {})
+    assert result.returncode == 2
+    assert "définissez SOCLE_TENANCY_REPORT_SIGNING_KEY : la clé qui a signé le rapport" in result.stderr
+    assert "lancez d'abord `make up`" in result.stderr
+
+
+def test_without_json_file_the_standard_output_is_the_report_alone(broken_database) -> None:
+    """The audit chain's verification logs per chain: none of it may mix into the JSON on stdout."""
+
+    async def one_audit_entry() -> None:
+        engine = create_async_engine(broken_database["tenancy"])
+        try:
+            await record_detached(engine, uuid.uuid4(), actor="tests", action="tests.entry", outcome="success")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(one_audit_entry())
+    env = {f"SOCLE_{s.upper()}_DATABASE_URL": u for s, u in broken_database.items()}
+    env |= {"SOCLE_TENANCY_REPORT_SIGNING_KEY": KEY, "SOCLE_TENANCY_ENVIRONMENT": "test"}
+    result = _run(["run"], env)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["audit_chain"]["status"] == "verified"
+    assert report["audit_chain"]["chains"] >= 1

@@ -2,7 +2,8 @@
 
 The deployment belongs to one EPCI, so the realm role ``epci-admin`` administers it; an
 EPCI admin whose token names an organization must name this EPCI's (``epci-<SIREN>``).
-Another tenant's resource does not exist for the caller: 404, never 403 (STYLE 4).
+Another tenant's resource does not exist for the caller: 404, never 403 (docs/conventions.md,
+"404 before 403").
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ By default the commands act as the person who ran ``socle-login`` (their stored 
 the audit log names them). ``--client-credentials`` (or ``SOCLE_TENANTS_AUTH=client-credentials``)
 acts as the confidential platform client instead, for automation; its secret is read from
 ``SOCLE_TENANTS_CLIENT_SECRET`` only, never from the command line (it would land in shell
-history and ``ps``).
+history and ``ps``). In development, settings absent
+from the environment are taken from the running ``make up`` stack (``socle_core.local_stack``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from socle_core import login
+from socle_core.local_stack import LocalStackError, fill_from_local_stack
 from socle_tenancy.domain.declarations import services
 from socle_tenancy.domain.declarations.api import (
     DEFAULT_API,
@@ -66,14 +68,22 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def connect(args: argparse.Namespace) -> TenancyApi:
     if not args.issuer:
-        raise UsageError(f"give the realm's issuer URL with --issuer or {ISSUER_ENV}")
+        raise UsageError(
+            f"indiquez l'URL de l'émetteur du realm avec --issuer ou {ISSUER_ENV} "
+            "(en développement, lancez d'abord `make up` : elle est alors trouvée d'elle-même)"
+        )
     if os.environ.get(AUTH_ENV, "session") not in ("session", "client-credentials"):
-        raise UsageError(f"{AUTH_ENV} is 'session' (the default: the person of socle-login) or 'client-credentials'")
+        raise UsageError(
+            f"{AUTH_ENV} vaut 'session' (par défaut : la personne de socle-login) ou 'client-credentials'"
+        )
     credentials: Credentials = PersonSession()
     if args.client_credentials:
         secret = os.environ.get(SECRET_ENV)
         if not secret:
-            raise UsageError(f"set {SECRET_ENV} to the secret of the {args.client_id!r} client")
+            raise UsageError(
+                f"définissez {SECRET_ENV} (le secret du client {args.client_id!r}) "
+                "(en développement, lancez d'abord `make up` : il est alors trouvé de lui-même)"
+            )
         credentials = ClientCredentials(secret, args.client_id)
     return TenancyApi(args.api, args.issuer, credentials)
 
@@ -148,8 +158,20 @@ def _run(coroutine: Any, out: Output) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from socle_tenancy.domain.offboarding.bundle import SERVICES
     from socle_tenancy.domain.offboarding.cli import add_offboard_command
 
+    argv = sys.argv[1:] if argv is None else argv
+    wanted = [API_ENV, ISSUER_ENV]
+    if "--client-credentials" in argv or os.environ.get(AUTH_ENV) == "client-credentials":
+        wanted.append(SECRET_ENV)
+    if argv[:1] == ["offboard"]:
+        wanted += [f"SOCLE_{s.upper()}_DATABASE_URL" for s in SERVICES]
+    try:
+        fill_from_local_stack(wanted)  # before the parser: its defaults read the environment
+    except LocalStackError as exc:
+        print(f"erreur : {exc}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="socle-tenants", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     apply = commands.add_parser("apply", help="create or update what a tenant declaration says (idempotent)")

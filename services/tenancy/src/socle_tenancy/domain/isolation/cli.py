@@ -5,7 +5,10 @@
     socle-isolation-report verify report.json
 
 Reads ``SOCLE_<SERVICE>_DATABASE_URL`` (application roles) of every service and
-``SOCLE_TENANCY_REPORT_SIGNING_KEY`` from the environment. Exit codes: 0 no violation /
+``SOCLE_TENANCY_REPORT_SIGNING_KEY`` from the environment; for the API probes, the issuer,
+the platform client's secret and the services' URLs (``--service-url``, else
+``SOCLE_TENANCY_ISOLATION_SERVICE_URLS``). In development, what is absent is taken from the
+running ``make up`` stack (``socle_core.local_stack``). Exit codes: 0 no violation /
 signature valid, 1 violations found / signature invalid, 2 the report could not run.
 """
 
@@ -20,9 +23,21 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from socle_core.local_stack import LocalStackError, fill_from_local_stack
+from socle_core.logging import configure_logging
 from socle_tenancy.domain.isolation import signing
 from socle_tenancy.domain.isolation.html import render
-from socle_tenancy.domain.isolation.services import DEFAULT_SAMPLE, ReportConfig, run_report
+from socle_tenancy.domain.isolation.services import DEFAULT_SAMPLE, SERVICES, ReportConfig, run_report
+
+#: What the report reads from the environment (and a local stack can give).
+SETTINGS = (
+    *(f"SOCLE_{s.upper()}_DATABASE_URL" for s in SERVICES),
+    "SOCLE_TENANCY_ENVIRONMENT",
+    "SOCLE_TENANCY_REPORT_SIGNING_KEY",
+    "SOCLE_TENANCY_OIDC_ISSUER",
+    "SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET",
+    "SOCLE_TENANCY_ISOLATION_SERVICE_URLS",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] not in {"run", "verify", "-h", "--help"}:
         args.insert(0, "run")
     options = _parser().parse_args(args)
+    configure_logging("tenancy", "WARNING", json=True)  # the report is the output (on stdout without --json)
+    try:
+        fill_from_local_stack(SETTINGS if options.command == "run" else ["SOCLE_TENANCY_REPORT_SIGNING_KEY"])
+    except LocalStackError as exc:
+        print(f"socle-isolation-report : {exc}", file=sys.stderr)
+        return 2
     if options.command == "verify":
         return _verify(options.report)
     return _run(options)
@@ -61,11 +82,18 @@ def _run(options: argparse.Namespace) -> int:
             print(f"--service-url {item!r}: expected SERVICE=http(s)://host:port", file=sys.stderr)
             return 2
         urls[service] = url
+    if not urls and os.environ.get("SOCLE_TENANCY_ISOLATION_SERVICE_URLS"):
+        try:
+            urls = dict(json.loads(os.environ["SOCLE_TENANCY_ISOLATION_SERVICE_URLS"]))
+        except (ValueError, TypeError):
+            print("SOCLE_TENANCY_ISOLATION_SERVICE_URLS : un objet JSON {service: URL} est attendu", file=sys.stderr)
+            return 2
     config = ReportConfig.from_environment(sample_size=options.sample, service_urls=urls)
     try:
         report = asyncio.run(run_report(config))
     except (signing.SigningKeyError, ValueError, OSError) as exc:
         print(f"socle-isolation-report: {exc}", file=sys.stderr)
+        print(_LOCAL_STACK_HINT, file=sys.stderr)
         return 2
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if options.json:
@@ -86,10 +114,17 @@ def _run(options: argparse.Namespace) -> int:
     return 1 if report["violations"] else 0
 
 
+_LOCAL_STACK_HINT = (
+    "En développement, lancez d'abord `make up` depuis le dépôt : les réglages absents sont alors "
+    "pris de la plateforme locale (.socle/stack.json)."
+)
+
+
 def _verify(path: Path) -> int:
     key = os.environ.get("SOCLE_TENANCY_REPORT_SIGNING_KEY")
     if not key:
-        print("set SOCLE_TENANCY_REPORT_SIGNING_KEY to the key that signed the report", file=sys.stderr)
+        print("définissez SOCLE_TENANCY_REPORT_SIGNING_KEY : la clé qui a signé le rapport", file=sys.stderr)
+        print(_LOCAL_STACK_HINT, file=sys.stderr)
         return 2
     try:
         report = json.loads(path.read_text(encoding="utf-8"))

@@ -1,6 +1,7 @@
 """The tenant registry: registering the EPCI, candidates, lookups and lifecycle transitions.
 
-Services only ``flush()``; the request's transaction commits (STYLE 2).
+Services only ``flush()``; the request's transaction commits (docs/conventions.md,
+"one transaction per request").
 """
 
 from __future__ import annotations
