@@ -167,11 +167,8 @@ class InvitationSync:
                     outcome="refused",
                     details={"reason": reason, "role": invitation.role},
                 )
-        if (
-            invitation.expires_at > now
-            and organization is not None
-            and (user is not None or invitation.user_id is None)
-        ):
+        gone = organization is None or (invitation.user_id is not None and user is None)
+        if not gone and invitation.expires_at > now:
             return None
         if invitation.kind == "new_account" and user is not None and not _activated(user):
             await self.keycloak.request("DELETE", f"/users/{user['id']}", expected=(404,))  # made for this invitation

@@ -6,7 +6,7 @@ their own organization. A user who is not a member of it does not exist for the 
 organization a user belongs to (ADR 0004): a commune may not change the role of a member it
 shares with another commune, since that would change their rights there too.
 
-An invitation never makes anyone a member by itself (ADR 0016): the person accepts through
+An invitation never makes anyone a member by itself (ADR 0009): the person accepts through
 a link e-mailed to their address, and ``socle_identity.domain.invitations`` gives the
 membership and the role once they have. An unknown address gets a new account, without
 membership or role, and Keycloak's link to set a password (``execute-actions-email``, single

@@ -182,8 +182,11 @@ class KeycloakAdmin:
         response = await self._request("DELETE", f"/organizations/{quote(organization_id)}", ok=(404,))
         return response.status_code != 404
 
-    async def send_invitation(self, user_id: str, actions: list[str], *, lifespan_seconds: int = 7 * 24 * 3600) -> str:
+    async def send_invitation(self, user_id: str, actions: list[str]) -> str:
         """E-mail the user Keycloak's link to complete ``actions``; '' when sent, else why not.
+
+        The link works for the realm's ``actionTokenGeneratedByAdminLifespan`` (12 hours), once
+        when ``actions`` hold a one-time action such as ``VERIFY_EMAIL`` (ADR 0009).
 
         Best effort: the account and its role exist whether or not the mail leaves (a realm
         without SMTP answers 500), and an administrator can send it again.
@@ -194,7 +197,6 @@ class KeycloakAdmin:
             await self._request(
                 "PUT",
                 f"/users/{quote(user_id)}/execute-actions-email",
-                params={"lifespan": lifespan_seconds},
                 json=actions,
                 attempts=1,  # Keycloak's 500 here is its mail relay failing: not worth holding onboarding up
             )
