@@ -245,26 +245,6 @@ def use_organization_link(link: str) -> httpx.Response:
         return _proceed(browser, browser.follow(browser.send("GET", link)))
 
 
-def account_console_tokens(keycloak: KeycloakServer, user: RealmUser) -> dict[str, str]:
-    """The user signed in to Keycloak's own account console: a bearer for its account API."""
-    redirect = f"{keycloak.issuer}/account/"
-    outcome = browser_login(keycloak, "account-console", user.username, user.password, redirect_uri=redirect)
-    assert outcome.redirect is not None, outcome.page[:800]
-    response = httpx.post(
-        f"{keycloak.issuer}/protocol/openid-connect/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": outcome.query["code"][0],
-            "redirect_uri": redirect,
-            "client_id": "account-console",
-            "code_verifier": outcome.code_verifier,
-        },
-        timeout=20,
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 def password_grant(keycloak: KeycloakServer, client: ClientCredentials, username: str, password: str) -> httpx.Response:
     """A password login through a client allowed the direct grant (no browser)."""
     return httpx.post(

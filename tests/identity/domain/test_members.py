@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from contextlib import closing
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -15,8 +16,8 @@ from socle_identity.keycloak import Organizations
 from tests.core.test_app import assert_problem
 from tests.core.test_audit import _chain
 from tests.identity.conftest import (
+    CONSOLE_CALLBACK,
     NEW_PASSWORD,
-    account_console_tokens,
     action_link,
     mails_to,
     password_grant,
@@ -24,7 +25,7 @@ from tests.identity.conftest import (
     use_organization_link,
 )
 from tests.support.apps import served
-from tests.support.browser import fields, visible_text
+from tests.support.browser import Browser, authorization_request, fields, visible_text
 from tests.support.fixtures import TestTenant as Tenant
 from tests.support.fixtures import new_tenant
 from tests.support.keycloak_admin import create_user
@@ -240,17 +241,24 @@ async def test_an_account_that_took_another_communes_address_is_never_enrolled(
     await Organizations(platform_keycloak).add_member(tenant_a.alias, attacker.id)
     taken = f"dgs.adjoint.{uuid.uuid4().hex[:6]}@{tenant_b.alias}.fr"
 
-    # 1. The account console does not let a user change their own address.
-    tokens = account_console_tokens(keycloak, attacker)
-    headers = {**tokens, "Accept": "application/json"}
-    async with httpx.AsyncClient(base_url=keycloak.issuer, headers=headers, timeout=20) as account_api:
-        profile = (await account_api.get("/account/")).json()
-        changed = await account_api.post("/account/", json={**profile, "email": taken})
-    assert changed.status_code == 400, changed.text
-    assert kc_admin.request("GET", f"/users/{attacker.id}").json()["email"] == f"{attacker.username}@example.fr"
+    # 1. Keycloak's own forms do not let a user change their own address. An incomplete profile
+    #    (no last name) gets its update form at the next login, with the address in it.
+    account = kc_admin.request("GET", f"/users/{attacker.id}").json()
+    kc_admin.request("PUT", f"/users/{attacker.id}", json={**account, "lastName": ""})
+    client = kc_admin.create_code_flow_client("takeover", CONSOLE_CALLBACK)
+    authorize, _ = authorization_request(keycloak.issuer, client.client_id, CONSOLE_CALLBACK)
+    with closing(Browser()) as browser:
+        update = browser.follow(browser.send("GET", authorize))
+        for _ in range(2):  # identity-first: the username, then the password
+            typed = {"username": attacker.username, "password": attacker.password}
+            update = browser.follow(browser.submit(update, **{k: v for k, v in typed.items() if k in fields(update)}))
+        assert {"firstName", "lastName"} <= set(fields(update)), visible_text(update)
+        refused = browser.follow(browser.submit(update, email=taken, firstName="Camille", lastName="Martin"))
+        assert "Ce champ est en lecture seule" in visible_text(refused)
+    account = kc_admin.request("GET", f"/users/{attacker.id}").json()
+    assert account["email"] == f"{attacker.username}@example.fr"
 
     # 2. Even an account that holds the address (set before this rule, or by an admin) is never enrolled.
-    account = kc_admin.request("GET", f"/users/{attacker.id}").json()
     for verified in (False, True):
         kc_admin.request("PUT", f"/users/{attacker.id}", json={**account, "email": taken, "emailVerified": verified})
         admin_b = token_of(tenant_b)
@@ -345,6 +353,7 @@ async def test_an_invitation_link_works_once_and_not_for_long(
     # Whoever reads the e-mail later (a shared mailbox, a forwarded message) cannot set a new password.
     for _ in range(2):
         reused = use_account_link(link, "Autre-Mot-2026-de-passe")
+        assert "Action expirée" in visible_text(reused)
         assert "password-new" not in fields(reused), visible_text(reused)
     client = kc_admin.create_client(direct_access=True)
     login = password_grant(keycloak, client, invitation["email"], NEW_PASSWORD)

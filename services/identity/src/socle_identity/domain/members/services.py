@@ -9,12 +9,12 @@ shares with another commune, since that would change their rights there too.
 An invitation never makes anyone a member by itself (ADR 0009): the person accepts through
 a link e-mailed to their address, and ``socle_identity.domain.invitations`` gives the
 membership and the role once they have. An unknown address gets a new account, without
-membership or role, and Keycloak's link to set a password (``execute-actions-email``, single
-use, valid ``actionTokenGeneratedByAdminLifespan``). An existing account with a verified
-address, in no organization and holding no platform role gets Keycloak's organization
-invitation (``invite-existing-user``). Any other account (another commune's staff, the
-operator, the auditor, an unverified address) is never touched: nothing is sent, and the
-refusal is recorded in the inviting commune's chain. The answer is the same in every case
+membership or role, and Keycloak's link to set a password and verify the address
+(``execute-actions-email``, single use, valid ``actionTokenGeneratedByAdminLifespan``). An
+existing account with a verified address, in no organization and holding no platform role
+gets Keycloak's organization invitation (``invite-existing-user``). Any other account
+(another commune's staff, the operator, the auditor, an unverified address) is never
+touched: nothing is sent, and the refusal is recorded in the inviting commune's chain. The answer is the same in every case
 (202 and a pending invitation, never the account's profile), so an invitation tells the
 admin nothing about the addresses of the realm. Every change is recorded in the tenant's
 audit chain in the request's transaction.
@@ -46,8 +46,8 @@ log = structlog.get_logger("socle.identity.members")
 
 #: Members read per Keycloak call when scanning a whole organization.
 _SCAN_PAGE = 100
-#: What the e-mail asks a new account to do. VERIFY_EMAIL is a one-time action: Keycloak then
-#: accepts the link once only (a used link cannot set the password again).
+#: What the e-mail asks a new account to do. UPDATE_PASSWORD is a one-time action: Keycloak
+#: records the link as used once the actions are done, and refuses it after that.
 NEW_ACCOUNT_ACTIONS = ["UPDATE_PASSWORD", "VERIFY_EMAIL"]
 #: Realm roles an ordinary account may hold (the realm's defaults and the commune roles); an
 #: account with any other one (operator, auditor, epci-admin, partner, device) is platform staff.

@@ -186,7 +186,7 @@ class KeycloakAdmin:
         """E-mail the user Keycloak's link to complete ``actions``; '' when sent, else why not.
 
         The link works for the realm's ``actionTokenGeneratedByAdminLifespan`` (12 hours), once
-        when ``actions`` hold a one-time action such as ``VERIFY_EMAIL`` (ADR 0009).
+        when ``actions`` hold a one-time action such as ``UPDATE_PASSWORD`` (ADR 0009).
 
         Best effort: the account and its role exist whether or not the mail leaves (a realm
         without SMTP answers 500), and an administrator can send it again.
