@@ -75,5 +75,5 @@ class InvitationTenant(Base):
 
     __tablename__ = "invitation_tenants"
 
-    tenant_id: Mapped[UUID] = mapped_column(primary_key=True)
+    tenant: Mapped[UUID] = mapped_column(primary_key=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -65,7 +65,7 @@ class InvitationSync:
         async with self._lock:
             async with tenant_session(self.maker, None) as session:
                 listed = list(
-                    (await session.execute(select(InvitationTenant.tenant_id, InvitationTenant.updated_at))).all()
+                    (await session.execute(select(InvitationTenant.tenant, InvitationTenant.updated_at))).all()
                 )
             report = InvitationReport(tenants=len(listed), accepted=0, expired=0, refused=0, pending=0)
             roles = RealmRoles(self.keycloak)
@@ -133,7 +133,7 @@ class InvitationSync:
             if not left:  # a tenant listed again since this run read the list stays listed
                 await session.execute(
                     delete(InvitationTenant).where(
-                        InvitationTenant.tenant_id == tenant_id, InvitationTenant.updated_at <= listed_at
+                        InvitationTenant.tenant == tenant_id, InvitationTenant.updated_at <= listed_at
                     )
                 )
 

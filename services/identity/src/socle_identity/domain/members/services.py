@@ -14,10 +14,10 @@ membership or role, and Keycloak's link to set a password and verify the address
 existing account with a verified address, in no organization and holding no platform role
 gets Keycloak's organization invitation (``invite-existing-user``). Any other account
 (another commune's staff, the operator, the auditor, an unverified address) is never
-touched: nothing is sent, and the refusal is recorded in the inviting commune's chain. The answer is the same in every case
-(202 and a pending invitation, never the account's profile), so an invitation tells the
-admin nothing about the addresses of the realm. Every change is recorded in the tenant's
-audit chain in the request's transaction.
+touched: nothing is sent, and the refusal is recorded in the inviting commune's chain. The
+answer is the same in every case (202 and a pending invitation, never the account's
+profile), so an invitation tells the admin nothing about the addresses of the realm. Every
+change is recorded in the tenant's audit chain in the request's transaction.
 """
 
 from __future__ import annotations
@@ -199,8 +199,8 @@ class MemberService:
         if row.state == "pending":
             await self.session.execute(
                 insert(InvitationTenant)
-                .values(tenant_id=row.tenant_id)
-                .on_conflict_do_update(index_elements=["tenant_id"], set_={"updated_at": func.clock_timestamp()})
+                .values(tenant=row.tenant_id)
+                .on_conflict_do_update(index_elements=["tenant"], set_={"updated_at": func.clock_timestamp()})
             )
         details: dict[str, Any] = {
             "invitation_id": str(row.id),

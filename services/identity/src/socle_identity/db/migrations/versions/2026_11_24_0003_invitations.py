@@ -6,9 +6,11 @@ an existing account sent Keycloak's organization invitation, an address that is 
 member, or an account that is never touched, ``withheld``) and where it stands (``state``).
 At most one invitation per address and commune is pending.
 
-``invitation_tenants`` is platform metadata (tenant ids and times, no address): the tenants
-that have pending invitations, so the acceptance job opens only their contexts. A row is
-written with each pending invitation and removed once none is left.
+``invitation_tenants`` is platform metadata about tenants, not a tenant's data (ids and
+times, no address): the tenants that have pending invitations, so the invitation job opens
+only their contexts. Its column is ``tenant``, not ``tenant_id``: no row belongs to a tenant,
+as with the event cursor. A row is written with each pending invitation and removed once
+none is left.
 
 Revision ID: 0003
 Revises: 0002
@@ -62,7 +64,7 @@ def upgrade() -> None:
     op.create_index("ix_invitations_tenant_created", "invitations", ["tenant_id", "created_at"], schema=SCHEMA)
     op.create_table(
         "invitation_tenants",
-        sa.Column("tenant_id", sa.Uuid(), primary_key=True),
+        sa.Column("tenant", sa.Uuid(), primary_key=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         schema=SCHEMA,
     )
