@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -91,3 +92,24 @@ def test_a_realm_imported_without_the_sink_is_pointed_at_it(keycloak, kc_admin, 
         assert f"to {address}:" in sink.log_file.read_text()
     finally:
         kc_admin.request("PUT", "", json={"smtpServer": previous})
+
+
+def test_the_messages_are_readable_by_the_stacks_account_only(tmp_path: Path) -> None:
+    """The links in them log someone in: no other local account may read them, even from an earlier run."""
+    folder = tmp_path / "mail"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    left = folder / "20260101T120000Z-1.eml"
+    left.write_text("Définissez votre mot de passe : http://localhost/lien")
+    left.chmod(0o644)
+    sink = MailSink(folder, free_port(), tmp_path / "logs" / "mail.log")
+    sink.start()
+    try:
+        with smtplib.SMTP(sink.host, sink.port, timeout=10) as client:
+            client.send_message(_message("camille@mairie-exemple.fr", "Invitation à Socle"))
+    finally:
+        sink.stop()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    kept = sorted(folder.glob("*.eml"))
+    assert len(kept) == 2
+    assert {stat.S_IMODE(p.stat().st_mode) for p in kept} == {0o600}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email as email_parser
+import html
+import re
 from contextlib import closing
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
@@ -14,8 +17,14 @@ from socle_devstack.keycloak import KeycloakServer
 from socle_identity.app import create_app
 from socle_identity.config import IdentitySettings
 from tests.support.apps import settings_kwargs
-from tests.support.browser import Browser, authorization_request, fields, form_action, redirect_target
-from tests.support.keycloak_admin import KeycloakAdmin, RealmUser, create_user
+from tests.support.browser import (
+    Browser,
+    authorization_request,
+    fields,
+    form_action,
+    redirect_target,
+)
+from tests.support.keycloak_admin import ClientCredentials, KeycloakAdmin, RealmUser, create_user
 
 CONSOLE_CALLBACK = "http://localhost:18100/auth/callback"
 
@@ -77,6 +86,7 @@ def identity_settings(clean_socle_env, database, keycloak, credentials) -> Ident
             keycloak_client_secret=credentials["platform_client"],
             placement_sync_interval_seconds=0,
             audit_feed_interval_seconds=0,
+            invitation_sync_interval_seconds=0,
         )
     )
 
@@ -176,3 +186,75 @@ def smtp_sink(kc_admin: KeycloakAdmin):
     yield sink
     kc_admin.request("PUT", "", json={"smtpServer": previous})
     sink.close()
+
+
+_ACTION_LINK = re.compile(r"https?://[^\s\"'<>]+/login-actions/action-token\?[^\s\"'<>]+")
+#: A password the realm's policy accepts (length, cases, digits; neither username nor address).
+NEW_PASSWORD = "Nouveau-Mot-2026-de-passe"
+
+
+def mails_to(sink: _SmtpSink, address: str) -> list[str]:
+    """The text of every message the sink got for this address, oldest first."""
+    texts = []
+    for _, recipients, data in sink.messages:
+        if address.lower() not in (r.lower() for r in recipients):
+            continue
+        parts = email_parser.message_from_bytes(data).walk()
+        texts.append(
+            "".join(part.get_payload(decode=True).decode() for part in parts if part.get_content_maintype() == "text")
+        )
+    return texts
+
+
+def action_link(text: str) -> str:
+    """The Keycloak action link (set a password, join an organization) an e-mail carries."""
+    found = _ACTION_LINK.search(text)
+    assert found is not None, f"no action link in: {text[:800]}"
+    return html.unescape(found.group(0))
+
+
+def _proceed(browser: Browser, page: httpx.Response) -> httpx.Response:
+    """Keycloak's "click here to proceed" info page, clicked through (a no-JS browser follows the link)."""
+    for _ in range(3):
+        if page.is_redirect:
+            page = browser.follow(page)
+            continue
+        link = _ACTION_LINK.search(page.text)
+        if link is None or form_action(page) is not None:
+            return page
+        page = browser.follow(browser.send("GET", html.unescape(link.group(0))))
+    return page
+
+
+def use_account_link(link: str, password: str = NEW_PASSWORD) -> httpx.Response:
+    """Open an invitation's set-a-password link like its recipient would, and set ``password`` if asked.
+
+    Returns the last page: Keycloak's confirmation, or whatever it showed instead of the form.
+    """
+    with closing(Browser()) as browser:
+        page = _proceed(browser, browser.follow(browser.send("GET", link)))
+        if "password-new" not in fields(page):
+            return page
+        page = browser.follow(browser.submit(page, **{"password-new": password, "password-confirm": password}))
+        return _proceed(browser, page)
+
+
+def use_organization_link(link: str) -> httpx.Response:
+    """Open Keycloak's organization invitation and confirm it, like its recipient would."""
+    with closing(Browser()) as browser:
+        return _proceed(browser, browser.follow(browser.send("GET", link)))
+
+
+def password_grant(keycloak: KeycloakServer, client: ClientCredentials, username: str, password: str) -> httpx.Response:
+    """A password login through a client allowed the direct grant (no browser)."""
+    return httpx.post(
+        f"{keycloak.issuer}/protocol/openid-connect/token",
+        data={
+            "grant_type": "password",
+            "client_id": client.client_id,
+            "client_secret": client.secret,
+            "username": username,
+            "password": password,
+        },
+        timeout=20,
+    )

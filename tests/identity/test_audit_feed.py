@@ -51,6 +51,7 @@ def _settings(database, keycloak, credentials, **overrides: Any) -> IdentitySett
         "keycloak_client_secret": credentials["platform_client"],
         "placement_sync_interval_seconds": 0,
         "audit_feed_interval_seconds": 0,
+        "invitation_sync_interval_seconds": 0,
         "audit_feed_lookback_seconds": 3600,
     }
     return IdentitySettings(**settings_kwargs("identity", database, keycloak, **(wanted | overrides)))
@@ -192,9 +193,10 @@ async def test_an_agents_logins_land_in_the_communes_chain(
     assert verdict.entries >= len(entries)
 
 
-async def test_an_agent_of_two_communes_is_audited_in_the_commune_they_chose(
+async def test_an_agent_of_two_communes_is_audited_only_in_the_commune_they_acted_in(
     identity, operator, keycloak, kc_admin, login_client, database
 ) -> None:
+    """Another commune never reads a shared agent's logins, addresses, sessions or failures."""
     first, second = create_commune(kc_admin), create_commune(kc_admin)
     agent = create_user(kc_admin, "commune-agent")
     join(kc_admin, first, agent)
@@ -205,13 +207,18 @@ async def test_an_agent_of_two_communes_is_audited_in_the_commune_they_chose(
     assert len(of_event(await chain(database, second.tenant_id), "login.success", user_id=agent.id)) == 1
     assert of_event(await chain(database, first.tenant_id), "login.success", user_id=agent.id) == []
 
+    # Naming no commune (or failing to log in) is acting in none of them: the platform's chain only.
     unnamed = password_login(keycloak, login_client, agent)
     assert unnamed.status_code == 200, unnamed.text
+    assert password_login(keycloak, login_client, agent, password="not-the-password").status_code == 401
     await sync(identity, operator)
-    tenants = sorted(str(t) for t in (first.tenant_id, second.tenant_id))
-    for commune in (first, second):
-        logins = of_event(await chain(database, commune.tenant_id), "login.success", user_id=agent.id)
-        assert [e["details"].get("tenants") for e in logins][-1] == tenants
+    for commune, logins in ((first, 0), (second, 1)):
+        entries = await chain(database, commune.tenant_id)
+        assert len(of_event(entries, "login.success", user_id=agent.id)) == logins
+        assert of_event(entries, "login.failed", user_id=agent.id) == []
+    platform = await chain(database, PLATFORM_TENANT)
+    assert len(of_event(platform, "login.success", user_id=agent.id)) == 1
+    assert len(of_event(platform, "login.failed", user_id=agent.id)) == 1
 
 
 async def test_every_token_of_a_service_account_is_audited_in_its_communes_chain(

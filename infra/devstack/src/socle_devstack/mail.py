@@ -5,6 +5,8 @@ invitation of an onboarding. Locally they must work without any outside server a
 reach a real address (the demo EPCI's addresses are illustrative), so ``make up`` runs this
 small SMTP server (aiosmtpd) as its own supervised process. Each message is kept as
 ``<folder>/<timestamp>-<n>.eml`` (open it with any mail client) and logged on one line.
+The messages hold live links (set a password, join a commune): the folder is 0700 and each
+file 0600, readable by the account that runs the stack only.
 
 Run alone: ``python -m socle_devstack.mail --port 8125 --folder .socle/mail``.
 """
@@ -48,9 +50,19 @@ class MailFolder:
         print(self.describe(path, envelope), flush=True)
         return "250 Message accepted for delivery"
 
+    def close_up(self) -> None:
+        """Make the folder owner-only, and the messages an earlier, looser run left in it."""
+        self._owner_only_folder()
+        for kept in self.folder.glob("*.eml"):
+            kept.chmod(0o600)
+
     def keep(self, sender: str, recipients: list[str], content: bytes) -> Path:
-        """Write the message as a mail server would deliver it; the file appears whole or not at all."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Write the message as a mail server would deliver it; the file appears whole or not at all.
+
+        Owner-only from the first byte: the file is created 0600 (not chmod-ed after writing), and
+        the folder is made 0700 even when an earlier run left it open.
+        """
+        self._owner_only_folder()  # also when removed and made again by hand while the sink ran
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         while True:
             self.count += 1
@@ -59,9 +71,16 @@ class MailFolder:
                 break
         delivery = f"Return-Path: <{sender}>\r\n" + "".join(f"Delivered-To: {r}\r\n" for r in recipients)
         partial = self.folder / f".{path.name}.partial"
-        partial.write_bytes(delivery.encode() + content)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # a leftover partial file keeps its old mode through O_TRUNC
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(delivery.encode() + content)
         partial.replace(path)
         return path
+
+    def _owner_only_folder(self) -> None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.folder.chmod(0o700)
 
     @staticmethod
     def describe(path: Path, envelope: Envelope) -> str:
@@ -74,6 +93,7 @@ async def serve(host: str, port: int, folder: Path) -> None:
     """Accept mail until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
     handler = MailFolder(folder)
+    handler.close_up()
     server = await loop.create_server(lambda: SMTP(handler, hostname="socle-mail-sink"), host, port)
     stopping = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -9,6 +9,7 @@ from socle_core.app import create_service_app
 from socle_identity.config import IdentitySettings
 from socle_identity.deps import keycloak_lifespan, provide_keycloak
 from socle_identity.domain.audit_feed.controllers import AuditFeedController, audit_feed_lifespan
+from socle_identity.domain.invitations.controllers import InvitationController, invitations_lifespan
 from socle_identity.domain.me.controllers import MeController
 from socle_identity.domain.members.controllers import MemberController
 from socle_identity.domain.organizations.controllers import OrganizationController
@@ -24,6 +25,7 @@ def create_app(settings: IdentitySettings | None = None) -> Litestar:
             MeController,
             ServiceAccountController,
             MemberController,
+            InvitationController,
             OrganizationController,
             PlacementController,
             AuditFeedController,
@@ -31,6 +33,11 @@ def create_app(settings: IdentitySettings | None = None) -> Litestar:
         title="Socle identity",
         description="Keycloak organizations per tenant, roles, service accounts, login, ProConnect placement "
         "and the audit feed of Keycloak's events.",
-        lifespan=[keycloak_lifespan(settings), placement_lifespan(settings), audit_feed_lifespan(settings)],
+        lifespan=[
+            keycloak_lifespan(settings),
+            placement_lifespan(settings),
+            audit_feed_lifespan(settings),
+            invitations_lifespan(settings),
+        ],
         dependencies={"keycloak": Provide(provide_keycloak, sync_to_thread=False)},
     )

@@ -51,6 +51,13 @@ class IdentitySettings(ServiceSettings):
         le=7_776_000,
         description="How far back the first placement run after start reads Keycloak's login events.",
     )
+    invitation_sync_interval_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How often accepted invitations get their membership and role (and expired ones are "
+        "closed); 0 turns the background task off (POST /v1/invitations/sync still works).",
+    )
     audit_feed_interval_seconds: float = Field(
         default=60.0,
         ge=0,

@@ -49,3 +49,31 @@ class KeycloakImportedEvent(Base):
     stream: Mapped[str] = mapped_column(Text, primary_key=True)
     event_id: Mapped[str] = mapped_column(Text, primary_key=True)
     event_time_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Invitation(Base):
+    """An invitation into a commune; the person becomes a member only once they accept (tenant-owned)."""
+
+    __tablename__ = "invitations"
+
+    tenant_id: Mapped[UUID] = mapped_column(nullable=False)
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    organization: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    invited_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InvitationTenant(Base):
+    """A tenant with pending invitations: where the acceptance job looks (platform metadata)."""
+
+    __tablename__ = "invitation_tenants"
+
+    tenant: Mapped[UUID] = mapped_column(primary_key=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

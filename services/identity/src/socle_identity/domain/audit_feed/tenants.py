@@ -1,8 +1,12 @@
 """The tenant an event concerns, read from Keycloak at import time (ADR 0007, "Feeding from Keycloak").
 
-- a person: the tenants of the organizations they belong to now; when the scope they asked
-  for names one of them (``organization:<alias>``, the console's commune choice), that one
-  only; an agent of several communes who named none gets an entry in each commune's chain;
+- a person's own act (a login, a token, a logout): only the tenant they acted in, the
+  organization the scope they asked for names (``organization:<alias>``, the console's
+  commune choice), else their one organization; an agent of several communes who named none
+  acted in no single one, so the event goes to the platform's chain, never to every commune
+  they belong to (their addresses, sessions and failures are no other commune's business);
+- a change made to a person through the admin API (a role, a membership): the tenants of the
+  organizations they belong to now, since it applies in each of them;
 - a client (a service account): its ``socle.tenant_id`` attribute, else the tenant of its
   hardcoded ``organization`` claim; a revoked (deleted) service account by the organization
   alias in its client id ``sa-<alias>-<12 hex>`` (an admin event names a client by internal
@@ -76,8 +80,11 @@ class TenantResolver:
         found: set[uuid.UUID] = set()
         if subject.kind == "user" and subject.id:
             memberships = await self._user(subject.id)
-            chosen = [memberships[a] for a in subject.organizations if a in memberships]
-            found = set(chosen or memberships.values())
+            chosen = {memberships[a] for a in subject.organizations if a in memberships}
+            if subject.acting:
+                found = chosen or (set(memberships.values()) if len(memberships) == 1 else set())
+            else:
+                found = chosen or set(memberships.values())
         elif subject.kind == "client" and subject.id:
             tenant = await self._client(subject.id)
             found = {tenant} if tenant else set()

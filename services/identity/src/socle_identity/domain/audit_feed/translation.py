@@ -78,6 +78,8 @@ class Subject:
     organizations: tuple[str, ...] = ()
     #: The client id an admin event's representation names, for a client deleted since.
     client_id: str | None = None
+    #: The person acted themselves (a login, a token), rather than being changed by an admin.
+    acting: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def user_event(event: dict[str, Any]) -> Draft | None:
         subject = Subject("client", str(client_id) if client_id else None)
     elif user_id:
         scope = str(raw.get("scope") or "")
-        subject = Subject("user", str(user_id), tuple(_ORGANIZATION_SCOPE.findall(scope)))
+        subject = Subject("user", str(user_id), tuple(_ORGANIZATION_SCOPE.findall(scope)), acting=True)
     else:
         subject = Subject("none")
     # The actor is the token's future subject: the user, or the service account's user, whose

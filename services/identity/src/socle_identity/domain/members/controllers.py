@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
 
-from litestar import Controller, Request, Response, delete, get, post, put
+from litestar import Controller, Request, delete, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socle_core.auth import Principal
 from socle_core.errors import Forbidden
 from socle_identity.deps import TenantAdmin, provide_tenant_admin
-from socle_identity.domain.members.schemas import Invitation, Member, MemberPage, RoleChange
+from socle_identity.domain.members.schemas import (
+    Invitation,
+    InvitationPage,
+    InvitationView,
+    Member,
+    MemberPage,
+    RoleChange,
+)
 from socle_identity.domain.members.services import MemberService
 from socle_identity.keycloak import KeycloakAdminClient
 
@@ -79,10 +86,31 @@ class MemberController(Controller):
             next_link = f"{request.url.path}?{urlencode({'first': following, 'max': max_})}"
         return MemberPage(items=items, first=first, max=max_, total=total, next=next_link)
 
-    @post("/invitations", summary="Invite someone into the commune with a role (idempotent for a member)")
-    async def invite(self, data: JSONBody[Invitation], members: NamedDependency[MemberService]) -> Response[Member]:
-        invited = await members.invite(data)
-        return Response(invited.member, status_code=201 if invited.created else 200)
+    @post(
+        "/invitations",
+        status_code=202,
+        summary="Invite someone into the commune with a role; they become a member once they accept the e-mailed link",
+        description="The answer is the same whoever the address belongs to (202 and a pending invitation): an "
+        "existing account is never made a member without its owner's acceptance, and another commune's or the "
+        "platform's accounts are never touched.",
+    )
+    async def invite(self, data: JSONBody[Invitation], members: NamedDependency[MemberService]) -> InvitationView:
+        return (await members.invite(data)).view
+
+    @get("/invitations", summary="The commune's invitations and where they stand, newest first, a page at a time")
+    async def list_invitations(
+        self,
+        request: Request[Principal, Any, Any],
+        member_listing: NamedDependency[MemberService],
+        first: Annotated[int, QueryParameter(ge=0, description="Index of the first invitation")] = 0,
+        max_: Annotated[int, QueryParameter(name="max", ge=1, le=100, description="Page size (1 to 100)")] = 50,
+    ) -> InvitationPage:
+        items, total = await member_listing.invitations(first, max_)
+        following = first + len(items)
+        next_link = None
+        if items and following < total:
+            next_link = f"{request.url.path}?{urlencode({'first': following, 'max': max_})}"
+        return InvitationPage(items=items, first=first, max=max_, total=total, next=next_link)
 
     @put("/{user_id:uuid}/role", summary="Give a member the other commune role")
     async def change_role(

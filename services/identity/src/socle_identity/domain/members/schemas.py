@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +27,32 @@ class Invitation(BaseModel):
         default=False,
         description="Accept an address outside the organization's email domains (e.g. a contractor)",
     )
+
+
+InvitationStatus = Literal["pending", "accepted", "expired", "replaced"]
+
+
+class InvitationView(BaseModel):
+    """An invitation as its commune sees it: the same shape whoever the address belongs to."""
+
+    id: UUID
+    email: str
+    role: CommuneRole
+    status: InvitationStatus = Field(
+        description="pending until the person accepts through the link e-mailed to them (or it expires); "
+        "accepted once they are a member; replaced by a later invitation of the same address"
+    )
+    created_at: dt.datetime
+    expires_at: dt.datetime = Field(description="The link sent works until then, once")
+    member_id: str | None = Field(description="The member's id once accepted, else null")
+
+
+class InvitationPage(BaseModel):
+    items: list[InvitationView]
+    first: int
+    max: int
+    total: int
+    next: str | None = Field(description="URL of the next page, or null on the last one")
 
 
 class RoleChange(BaseModel):

@@ -6,27 +6,39 @@ their own organization. A user who is not a member of it does not exist for the 
 organization a user belongs to (ADR 0004): a commune may not change the role of a member it
 shares with another commune, since that would change their rights there too.
 
-Keycloak's ``invite-user`` endpoints make someone a member only when they click the email's
-link, and cannot carry a role; an admin must see the agent, with their role, at once. So an
-invitation creates the account when the address is unknown (Keycloak then emails a link to
-set a password, ``execute-actions-email``), adds the membership and assigns the role.
-Every change is recorded in the tenant's audit chain in the request's transaction.
+An invitation never makes anyone a member by itself (ADR 0010): the person accepts through
+a link e-mailed to their address, and ``socle_identity.domain.invitations`` gives the
+membership and the role once they have. An unknown address gets a new account, without
+membership or role, and Keycloak's link to set a password and verify the address
+(``execute-actions-email``, single use, valid ``actionTokenGeneratedByAdminLifespan``). An
+existing account with a verified address, in no organization and holding no platform role
+gets Keycloak's organization invitation (``invite-existing-user``). Any other account
+(another commune's staff, the operator, the auditor, an unverified address) is never
+touched: nothing is sent, and the refusal is recorded in the inviting commune's chain. The
+answer is the same in every case (202 and a pending invitation, never the account's
+profile), so an invitation tells the admin nothing about the addresses of the realm. Every
+change is recorded in the tenant's audit chain in the request's transaction.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from socle_core.audit import record
+from socle_core.audit import Outcome, record
 from socle_core.errors import Conflict, InvalidInput, NotFound
 from socle_core.keycloak_admin import location_id
+from socle_identity.db.models import Invitation as InvitationRow
+from socle_identity.db.models import InvitationTenant
 from socle_identity.deps import TenantAdmin
-from socle_identity.domain.members.schemas import COMMUNE_ROLES, Invitation, Member
+from socle_identity.domain.members.schemas import COMMUNE_ROLES, Invitation, InvitationView, Member
 from socle_identity.domain.service_accounts.services import keycloak_problems
 from socle_identity.keycloak import KeycloakAdminClient, Organization, Organizations
 
@@ -34,15 +46,92 @@ log = structlog.get_logger("socle.identity.members")
 
 #: Members read per Keycloak call when scanning a whole organization.
 _SCAN_PAGE = 100
-#: What the invitation email asks a new account to do; the link is valid this long.
-_NEW_ACCOUNT_ACTIONS = ["UPDATE_PASSWORD"]
-_INVITATION_LIFESPAN_SECONDS = 7 * 24 * 3600
+#: What the e-mail asks a new account to do. UPDATE_PASSWORD is a one-time action: Keycloak
+#: records the link as used once the actions are done, and refuses it after that.
+NEW_ACCOUNT_ACTIONS = ["UPDATE_PASSWORD", "VERIFY_EMAIL"]
+#: Realm roles an ordinary account may hold (the realm's defaults and the commune roles); an
+#: account with any other one (operator, auditor, epci-admin, partner, device) is platform staff.
+ORDINARY_ROLES = frozenset(
+    {"default-roles-socle", "offline_access", "uma_authorization", "otp-required", *COMMUNE_ROLES}
+)
 
 
 @dataclass(frozen=True)
 class Invited:
-    member: Member
-    created: bool  # False: already a member, nothing changed
+    view: InvitationView
+    kind: str
+
+
+async def withheld_reason(keycloak: KeycloakAdminClient, user: dict[str, Any], organization_id: str) -> str | None:
+    """Why an invitation must not touch this account, or None when it may be invited.
+
+    Only a person's own, verified address may receive the link that makes them a member, and
+    nobody else's staff may be enrolled: the account must be enabled, a person's (not a service
+    account's), with a verified address, in no other organization, and with ordinary roles only.
+    """
+    user_id = str(user["id"])
+    if user.get("serviceAccountClientLink") or str(user.get("username", "")).startswith("service-account-"):
+        return "service_account"
+    if not user.get("enabled", True):
+        return "disabled"
+    if not user.get("emailVerified"):
+        return "email_not_verified"
+    memberships = (
+        await keycloak.request(
+            "GET", f"/organizations/members/{user_id}/organizations", params={"briefRepresentation": "true"}
+        )
+    ).json()
+    if any(m.get("id") != organization_id for m in memberships):
+        return "other_organization"
+    roles = {
+        str(r.get("name"))
+        for r in (await keycloak.request("GET", f"/users/{user_id}/role-mappings/realm/composite")).json()
+    }
+    if roles - ORDINARY_ROLES:
+        return "platform_role"
+    return None
+
+
+class RealmRoles:
+    """The commune roles of accounts, each role's representation read once."""
+
+    def __init__(self, keycloak: KeycloakAdminClient) -> None:
+        self.keycloak = keycloak
+        self._reps: dict[str, dict[str, Any]] = {}
+
+    async def _role(self, name: str) -> dict[str, Any]:
+        if name not in self._reps:
+            self._reps[name] = dict((await self.keycloak.request("GET", f"/roles/{name}")).json())
+        return self._reps[name]
+
+    async def add(self, user_id: str, names: list[str]) -> None:
+        reps = [await self._role(n) for n in names]
+        await self.keycloak.request("POST", f"/users/{user_id}/role-mappings/realm", json=reps)
+
+    async def remove(self, user_id: str, names: list[str]) -> None:
+        reps = [await self._role(n) for n in names]
+        await self.keycloak.request("DELETE", f"/users/{user_id}/role-mappings/realm", json=reps)
+
+    async def give(self, user_id: str, role: str) -> None:
+        """Exactly this commune role (the other one removed)."""
+        await self.add(user_id, [role])
+        await self.remove(user_id, [r for r in COMMUNE_ROLES if r != role])
+
+
+def invitation_view(row: InvitationRow, now: dt.datetime | None = None) -> InvitationView:
+    """What the commune sees; a withheld invitation reads like any unanswered one."""
+    status = row.state
+    if status == "pending" and row.expires_at <= (now or dt.datetime.now(dt.UTC)):
+        status = "expired"
+    return InvitationView(
+        id=row.id,
+        email=row.email,
+        role=row.role,  # type: ignore[arg-type]
+        status=status,  # type: ignore[arg-type]
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        member_id=row.user_id if status == "accepted" else None,
+    )
 
 
 class MemberService:
@@ -51,7 +140,7 @@ class MemberService:
         self.admin = admin
         self.keycloak = keycloak
         self.organizations = Organizations(keycloak)
-        self._role_reps: dict[str, dict[str, Any]] = {}
+        self.roles = RealmRoles(keycloak)
         self._org: Organization | None = None
 
     async def page(self, first: int, max_: int) -> tuple[list[Member], int]:
@@ -66,29 +155,106 @@ class MemberService:
             return [await self._member(rep) for rep in reps], total
 
     async def invite(self, invitation: Invitation) -> Invited:
+        """Send the invitation its address calls for; the answer never says which (see the module)."""
         email = invitation.email.lower()
         with keycloak_problems():
             org = await self._organization()
             _check_domain(email, org, allow_external=invitation.allow_external)
+            lifespan = int((await self.keycloak.request("GET", "")).json()["actionTokenGeneratedByAdminLifespan"])
+            previous = await self._replace_pending(email)
             user = await self._user_by_email(email)
-            if user is not None and await self._member_rep(org, str(user["id"])) is not None:
-                return Invited(await self._member(user), created=False)
-            created = user is None
+            reason: str | None = None
             if user is None:
-                user = await self._create_account(invitation, email)
+                user = await self._create_account(invitation, email, lifespan)
+                kind = "new_account"
+            elif await self._member_rep(org, str(user["id"])) is not None:
+                kind = "member"
+            elif previous is not None and previous.kind == "new_account" and previous.user_id == str(user["id"]):
+                await self._send_account_link(str(user["id"]), lifespan)  # the account this commune created
+                kind = "new_account"
+            elif (reason := await withheld_reason(self.keycloak, user, org.id)) is None:
+                await self.keycloak.request(
+                    "POST", f"/organizations/{org.id}/members/invite-existing-user", data={"id": str(user["id"])}
+                )
+                kind = "existing_account"
             else:
-                await self._refuse_if_shared(str(user["id"]), org, wanted=invitation.role)
-            user_id = str(user["id"])
-            await self._add_roles(user_id, [invitation.role])
-            if not created:  # an account coming back keeps no commune role but the one given now
-                await self._remove_roles(user_id, [r for r in COMMUNE_ROLES if r != invitation.role])
-            await self.organizations.add_member(self.admin.organization, user_id)
-            member = await self._member(await self._require_member(org, user_id))
-        await self._audit(
-            "member.invited", user_id, role=invitation.role, account_created=created, external=_is_external(email, org)
+                kind = "withheld"
+        now = dt.datetime.now(dt.UTC)
+        row = InvitationRow(
+            tenant_id=self.admin.tenant.uuid,
+            id=uuid.uuid4(),
+            organization=self.admin.organization,
+            email=email,
+            role=invitation.role,
+            kind=kind,
+            state="accepted" if kind == "member" else "pending",
+            user_id=None if kind == "withheld" else str(user["id"]),
+            invited_by=self.admin.subject,
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=lifespan),
+            settled_at=now if kind == "member" else None,
         )
-        log.info("member_invited", user_id=user_id, role=invitation.role, by=self.admin.subject)
-        return Invited(member, created=True)
+        self.session.add(row)
+        await self.session.flush()
+        if row.state == "pending":
+            await self.session.execute(
+                insert(InvitationTenant)
+                .values(tenant=row.tenant_id)
+                .on_conflict_do_update(index_elements=["tenant"], set_={"updated_at": func.clock_timestamp()})
+            )
+        details: dict[str, Any] = {
+            "invitation_id": str(row.id),
+            "role": invitation.role,
+            "external": _is_external(email, org),
+        }
+        if kind == "withheld":
+            # Nothing of the account goes in: the commune's admins read this chain.
+            await self._audit(
+                "member.invitation_refused", f"invitation:{row.id}", outcome="refused", reason=reason, **details
+            )
+            log.warning(
+                "member_invitation_withheld",
+                invitation_id=str(row.id),
+                user_id=str(user["id"]),
+                reason=reason,
+                by=self.admin.subject,
+            )
+        else:
+            await self._audit("member.invited", f"invitation:{row.id}", **details)
+            log.info(
+                "member_invited", invitation_id=str(row.id), kind=kind, role=invitation.role, by=self.admin.subject
+            )
+        return Invited(invitation_view(row, now), kind)
+
+    async def invitations(self, first: int, max_: int) -> tuple[list[InvitationView], int]:
+        """The commune's invitations, newest first."""
+        where = InvitationRow.tenant_id == self.admin.tenant.uuid
+        total = int(await self.session.scalar(select(func.count()).select_from(InvitationRow).where(where)) or 0)
+        rows = await self.session.scalars(
+            select(InvitationRow)
+            .where(where)
+            .order_by(InvitationRow.created_at.desc(), InvitationRow.id)
+            .offset(first)
+            .limit(max_)
+        )
+        now = dt.datetime.now(dt.UTC)
+        return [invitation_view(r, now) for r in rows], total
+
+    async def _replace_pending(self, email: str) -> InvitationRow | None:
+        """A pending invitation of the same address is replaced by the new one."""
+        previous = await self.session.scalar(
+            select(InvitationRow)
+            .where(
+                InvitationRow.tenant_id == self.admin.tenant.uuid,
+                InvitationRow.email == email,
+                InvitationRow.state == "pending",
+            )
+            .with_for_update()
+        )
+        if previous is not None:
+            previous.state, previous.settled_at = "replaced", dt.datetime.now(dt.UTC)
+            await self.session.flush()
+        return previous
 
     async def require(self, user_id: str) -> Member:
         """The member named by a path, checked before the body: another commune's user is a 404."""
@@ -108,10 +274,9 @@ class MemberService:
             await self._refuse_if_shared(user_id, org, wanted=role)
             if "commune-admin" in current.roles and role != "commune-admin":
                 await self._refuse_last_admin(org, user_id, "demote")
-            await self._add_roles(user_id, [role])
-            await self._remove_roles(user_id, [r for r in COMMUNE_ROLES if r != role])
+            await self.roles.give(user_id, role)
             member = await self._member(await self._require_member(org, user_id))
-        await self._audit("member.role_changed", user_id, previous=current.roles, role=role)
+        await self._audit("member.role_changed", f"user:{user_id}", previous=current.roles, role=role)
         log.info("member_role_changed", user_id=user_id, role=role, by=self.admin.subject)
         return member
 
@@ -126,9 +291,9 @@ class MemberService:
             await self.organizations.remove_member(self.admin.organization, user_id)
             elsewhere = await self._other_organizations(user_id, org)
             if not elsewhere:  # their commune rights ended with their last commune
-                await self._remove_roles(user_id, list(COMMUNE_ROLES))
+                await self.roles.remove(user_id, list(COMMUNE_ROLES))
                 await self.keycloak.request("POST", f"/users/{user_id}/logout")
-        await self._audit("member.removed", user_id, roles=current.roles, roles_kept=bool(elsewhere))
+        await self._audit("member.removed", f"user:{user_id}", roles=current.roles, roles_kept=bool(elsewhere))
         log.info("member_removed", user_id=user_id, by=self.admin.subject)
 
     async def _organization(self) -> Organization:
@@ -164,8 +329,8 @@ class MemberService:
         found = (await self.keycloak.request("GET", "/users", params={"email": email, "exact": "true"})).json()
         return next((dict(u) for u in found if str(u.get("email", "")).lower() == email), None)
 
-    async def _create_account(self, invitation: Invitation, email: str) -> dict[str, Any]:
-        """A new account whose owner sets their password through Keycloak's email link."""
+    async def _create_account(self, invitation: Invitation, email: str, lifespan: int) -> dict[str, Any]:
+        """A new account, in no organization and with no role until its owner accepts through the e-mail."""
         response = await self.keycloak.request(
             "POST",
             "/users",
@@ -176,21 +341,21 @@ class MemberService:
                 "lastName": invitation.last_name or "",
                 "enabled": True,
                 "emailVerified": False,
-                "requiredActions": _NEW_ACCOUNT_ACTIONS,
+                "requiredActions": NEW_ACCOUNT_ACTIONS,
             },
         )
         user_id = location_id(response)
         try:
-            await self.keycloak.request(
-                "PUT",
-                f"/users/{user_id}/execute-actions-email",
-                params={"lifespan": _INVITATION_LIFESPAN_SECONDS},
-                json=_NEW_ACCOUNT_ACTIONS,
-            )
+            await self._send_account_link(user_id, lifespan)
         except BaseException:  # no email, no account: the admin can simply try again
             await self.keycloak.request("DELETE", f"/users/{user_id}", expected=(404,))
             raise
         return dict((await self.keycloak.request("GET", f"/users/{user_id}")).json())
+
+    async def _send_account_link(self, user_id: str, lifespan: int) -> None:
+        await self.keycloak.request(
+            "PUT", f"/users/{user_id}/execute-actions-email", params={"lifespan": lifespan}, json=NEW_ACCOUNT_ACTIONS
+        )
 
     async def _other_organizations(self, user_id: str, org: Organization) -> list[str]:
         memberships = (
@@ -252,27 +417,15 @@ class MemberService:
             user_id=user_id,
         )
 
-    async def _role(self, name: str) -> dict[str, Any]:
-        if name not in self._role_reps:
-            self._role_reps[name] = dict((await self.keycloak.request("GET", f"/roles/{name}")).json())
-        return self._role_reps[name]
-
-    async def _add_roles(self, user_id: str, names: list[str]) -> None:
-        reps = [await self._role(n) for n in names]
-        await self.keycloak.request("POST", f"/users/{user_id}/role-mappings/realm", json=reps)
-
-    async def _remove_roles(self, user_id: str, names: list[str]) -> None:
-        reps = [await self._role(n) for n in names]
-        await self.keycloak.request("DELETE", f"/users/{user_id}/role-mappings/realm", json=reps)
-
-    async def _audit(self, action: str, user_id: str, **details: Any) -> None:
+    async def _audit(self, action: str, target: str, *, outcome: Outcome = "success", **details: Any) -> None:
         """The change in the tenant's chain, in the request's transaction (commits or rolls back with it)."""
         await record(
             self.session,
             self.admin.tenant,
             actor=self.admin.subject,
             action=action,
-            target=f"user:{user_id}",
+            target=target,
+            outcome=outcome,
             details={"organization": self.admin.organization, **details},
         )
 
@@ -297,4 +450,4 @@ def _check_domain(email: str, org: Organization, *, allow_external: bool) -> Non
     )
 
 
-__all__ = ["Invited", "MemberService"]
+__all__ = ["Invited", "MemberService", "RealmRoles", "invitation_view", "withheld_reason"]

@@ -186,18 +186,21 @@ class KeycloakAdmin:
         response = await self._request("DELETE", f"/organizations/{quote(organization_id)}", ok=(404,))
         return response.status_code != 404
 
-    async def send_invitation(self, user_id: str, actions: list[str], *, lifespan_seconds: int = 7 * 24 * 3600) -> str:
+    async def send_invitation(self, user_id: str, actions: list[str]) -> str:
         """E-mail the user Keycloak's link to complete ``actions``; '' when sent, else why not.
 
         The realm's e-mail theme (``infra/keycloak/themes/socle``) says what Socle is and names
         the user's organizations as who invites. With a console URL, the page after the last
         action links onward to the console (``socle-console`` client, redirect ``<console>/``).
+        The link works for the realm's ``actionTokenGeneratedByAdminLifespan`` (12 hours), once
+        when ``actions`` hold a one-time action such as ``UPDATE_PASSWORD`` (ADR 0010).
+
         Best effort: the account and its role exist whether or not the mail leaves (a realm
         without SMTP answers 500), and an administrator can send it again.
         """
         if not actions:
             return ""
-        params: dict[str, str | int] = {"lifespan": lifespan_seconds}
+        params: dict[str, str] = {}
         if self._console_url:
             params.update(client_id=CONSOLE_CLIENT_ID, redirect_uri=f"{self._console_url}/")
         try:
