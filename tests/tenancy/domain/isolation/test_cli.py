@@ -14,18 +14,16 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from socle_core.migrations import upgrade
-from socle_core.provisioning import ServiceRoles, provision_service
-from socle_devstack.stack import REPO_ROOT, _with_database
+from socle_devstack.stack import REPO_ROOT
 from socle_tenancy.domain.isolation import signing
 from socle_tenancy.domain.isolation.services import dsn
+from tests.support.databases import throwaway_database
 
 KEY = signing.generate_pem()
 BROKEN_SERVICES = ("tenancy", "ingestion")
@@ -33,39 +31,7 @@ BROKEN_SERVICES = ("tenancy", "ingestion")
 
 @pytest.fixture(scope="module")
 def broken_database(database, credentials) -> Iterator[dict[str, str]]:
-    name = f"socle_broken_{uuid.uuid4().hex[:8]}"
-    admin = _with_database(database.admin_dsn, name)
-
-    async def create() -> None:
-        connection = await asyncpg.connect(database.admin_dsn)
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-        for service in BROKEN_SERVICES:
-            await provision_service(
-                admin,
-                name,
-                ServiceRoles.for_service(service),
-                credentials[f"{service}_owner"],
-                credentials[f"{service}_app"],
-            )
-
-    async def drop() -> None:
-        connection = await asyncpg.connect(database.admin_dsn)
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
-
-    def url(service: str, kind: str) -> str:
-        return database.url(service, kind).rsplit("/", 1)[0] + f"/{name}"
-
-    asyncio.run(create())
-    try:
-        for service in BROKEN_SERVICES:
-            migrations = REPO_ROOT / "services" / service / "src" / f"socle_{service}" / "db" / "migrations"
-            upgrade(migrations, url(service, "owner"), service)
+    with throwaway_database(database, credentials, BROKEN_SERVICES, prefix="socle_broken") as url:
 
         async def break_it() -> None:
             connection = await asyncpg.connect(dsn(url("ingestion", "owner")))
@@ -76,8 +42,6 @@ def broken_database(database, credentials) -> Iterator[dict[str, str]]:
 
         asyncio.run(break_it())
         yield {s: url(s, "app") for s in BROKEN_SERVICES}
-    finally:
-        asyncio.run(drop())
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""``socle-tenants``: tenants as code (``apply``) and offboarding (``offboard``).
+"""``socle-tenants``: tenants as code (``apply``), offboarding (``offboard``) and its way back (``import``).
 
 Exit status: 0 done (or nothing to do), 1 the platform refused or failed (the message says
 which call and why; what was applied before stays applied and a re-run resumes), 2 the
@@ -120,7 +120,7 @@ def _run(coroutine: Any, out: Output) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from socle_tenancy.domain.offboarding.cli import add_offboard_command
+    from socle_tenancy.domain.offboarding.cli import add_import_command, add_offboard_command
 
     parser = argparse.ArgumentParser(prog="socle-tenants", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     apply.add_argument("--output", choices=["text", "json"], default="text", help="json: one document on stdout")
     add_connection_arguments(apply)
     add_offboard_command(commands)
+    add_import_command(commands)
     args = parser.parse_args(argv)
     out = Output(args.output == "json")
     if args.command == "apply":

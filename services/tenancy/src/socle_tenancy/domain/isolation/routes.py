@@ -88,6 +88,8 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/offboarding", "platform", why="EPCI admin"),
     RouteRule("tenancy", "GET", "/v1/tenants/{ref:str}/offboarding/identity", "platform", why="EPCI admin"),
     RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/offboarding/completion", "platform", why="EPCI admin"),
+    RouteRule("tenancy", "POST", "/v1/tenants/imports", "platform", why="EPCI admin: a commune back from its bundle"),
+    RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/import/completion", "platform", why="EPCI admin"),
     RouteRule(
         "tenancy", "GET", "/v1/audit/entries", "tenant-resource", "tenant", why="another's chain", query="tenant"
     ),
