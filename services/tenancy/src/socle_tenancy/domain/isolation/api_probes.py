@@ -661,7 +661,7 @@ def coverage(
             row |= {
                 "status": "by_design",
                 "reason": "écrit dans la collectivité du jeton, et le corps ne peut nommer aucune autre collectivité "
-                "(schéma strict) ; les ressources de sonde sont créées par cette route",
+                "(schéma strict)",
             }
         elif not_run is not None:
             row |= {"status": "gap", "reason": f"sondes d'API non exécutées : {not_run}"}
