@@ -20,6 +20,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from socle_core.local_stack import database_url
 from socle_core.provisioning import ServiceRoles, create_database, provision_service
@@ -42,6 +44,8 @@ DATABASE = "socle"
 DEVELOPMENT = "development"
 REPO_ROOT = Path(__file__).resolve().parents[4]
 REALM_FILES = [REPO_ROOT / "infra" / "keycloak" / "socle-realm.json"]
+#: The isolation report's Ed25519 private key (PEM), under the name older stacks kept an HMAC key.
+REPORT_SIGNING_KEY = "report_signing_key"
 
 
 @dataclass
@@ -54,7 +58,8 @@ class Credentials:
     def load_or_create(cls, path: Path | None, prefix: str = "dev-only-") -> Credentials:
         """Random secrets; marked development-only unless a throw-away test stack asks otherwise."""
         known: dict[str, str] = json.loads(path.read_text()) if path is not None and path.exists() else {}
-        missing = [name for name in cls.names() if name not in known]
+        missing = [name for name in cls.names() if name not in known or not cls._usable(name, known[name])]
+        known = {name: value for name, value in known.items() if name not in missing}
         if not missing:
             return cls(known)
         # A stack created by an older version keeps its secrets and gains the new ones.
@@ -68,7 +73,7 @@ class Credentials:
     @staticmethod
     def names() -> list[str]:
         roles = [f"{s}_{kind}" for s in SERVICES for kind in ("owner", "app")]
-        secrets_ = ["console_client", "platform_client", "keycloak_admin", "report_signing_key"]
+        secrets_ = ["console_client", "platform_client", "keycloak_admin", REPORT_SIGNING_KEY]
         return [*roles, *secrets_, "demo_password", "demo_totp_secret"]
 
     @staticmethod
@@ -79,7 +84,15 @@ class Credentials:
             return f"Demo-{secrets.token_urlsafe(12)}-9a"
         if name == "demo_totp_secret":
             return secrets.token_hex(10)  # the text Keycloak keys TOTP with, as its own are (20 characters)
+        if name == REPORT_SIGNING_KEY:  # an Ed25519 private key (PEM), marked by its comment line
+            pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+            return f"{prefix}report signing key of this local stack\n{pem.decode()}"
         return f"{prefix}{secrets.token_urlsafe(36 if name.endswith('_key') else 12)}"
+
+    @staticmethod
+    def _usable(name: str, value: str) -> bool:
+        """False for a kept secret of a format this version no longer takes (the HMAC key of old stacks)."""
+        return name != REPORT_SIGNING_KEY or "-----BEGIN PRIVATE KEY-----" in value
 
     def __getitem__(self, name: str) -> str:
         return self.passwords[name]

@@ -15,7 +15,7 @@ from socle_tenancy.config import TenancySettings
 from socle_tenancy.domain.audit.controllers import AuditController
 from socle_tenancy.domain.grants.controllers import GrantController
 from socle_tenancy.domain.isolation.controllers import IsolationReportController
-from socle_tenancy.domain.offboarding.controllers import OffboardingController
+from socle_tenancy.domain.offboarding.controllers import OffboardingController, TenantImportController
 from socle_tenancy.domain.onboarding.billing import BillingClient
 from socle_tenancy.domain.onboarding.controllers import OnboardingController
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
@@ -51,6 +51,7 @@ def create_app(
             TenantController,
             OnboardingController,
             OffboardingController,
+            TenantImportController,
             IsolationReportController,
             AuditController,
             GrantController,

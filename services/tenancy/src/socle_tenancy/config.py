@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 
 from socle_core.settings import ServiceSettings, service_config
+from socle_tenancy.domain.isolation import signing
 
 
 class TenancySettings(ServiceSettings):
@@ -48,8 +49,9 @@ class TenancySettings(ServiceSettings):
     default_storage_gb: int = Field(default=5, ge=0)
     report_signing_key: SecretStr | None = Field(
         default=None,
-        description="Key (32+ random characters) that signs the isolation evidence reports (HMAC-SHA256); "
-        "the report endpoint answers 503 until it is set.",
+        description="Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`) that signs the isolation "
+        "evidence reports; its public key is published at GET /v1/isolation/public-key. The report endpoints "
+        "answer 503 until it is set.",
     )
     isolation_database_urls: dict[str, SecretStr] = Field(
         default_factory=dict,
@@ -65,9 +67,9 @@ class TenancySettings(ServiceSettings):
 
     @field_validator("report_signing_key")
     @classmethod
-    def _long_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters: generate one with `openssl rand -base64 48`")
+    def _ed25519_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            signing.private_key_from_pem(value.get_secret_value())  # its message says how to make one
         return value
 
     @field_validator("billing_url")

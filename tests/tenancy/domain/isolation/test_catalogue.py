@@ -29,7 +29,7 @@ def test_a_shared_read_policy_is_legitimate_for_select_only() -> None:
     assert classify_policy(_policy("SELECT", SHARED)) == ("shared_read", [])
     kind, problems = classify_policy(_policy("ALL", f"({STRICT} OR {SHARED})", STRICT))
     assert kind == "unanchored"
-    assert "USING is not anchored" in problems[0]
+    assert "USING n'est pas ancré" in problems[0]
     assert sharing_branches([{**_policy("SELECT", SHARED), "kind": "shared_read", "problems": []}]) == [SHARED]
 
 

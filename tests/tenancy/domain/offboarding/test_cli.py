@@ -1,8 +1,9 @@
 """``socle-tenants offboard`` end to end on the real PostgreSQL and Keycloak.
 
 The bundle must hold exactly the tenant's rows (checked against what was inserted and
-against its own checksums), the other commune must keep all of its rows, the offboarded
-tenant must have 0 rows everywhere and no Keycloak organization.
+against its own checksums), readable by its owner only (folders 0700, files 0600), and no
+run may overwrite an earlier bundle; the other commune must keep all of its rows, the
+offboarded tenant must have 0 rows everywhere and no Keycloak organization.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import asyncio
 import csv
 import hashlib
 import json
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from socle_tenancy.domain.offboarding import bundle
 from tests.core.test_audit import _chain as audit_chain
@@ -25,8 +28,19 @@ from tests.tenancy.domain.offboarding.conftest import LEAVING, STAYING, count_ro
 DATA_TABLES = (("ingestion", "devices", 2), ("timeseries", "readings", 3), ("tenancy", "quotas", 1))
 
 
+def private_modes(path: Path) -> dict[str, str]:
+    """Every folder and file of a bundle whose mode is not 0700 (folders) or 0600 (files)."""
+    wrong = {}
+    for item in [path, *path.rglob("*")]:
+        mode = stat.S_IMODE(item.stat().st_mode)
+        if mode != (0o700 if item.is_dir() else 0o600):
+            wrong[str(item.relative_to(path.parent))] = oct(mode)
+    return wrong
+
+
 def check_bundle(path: Path, tenant: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's checksums and counts hold, and every row belongs to the tenant."""
+    """The manifest's checksums and counts hold, every row belongs to the tenant, only its owner reads it."""
+    assert private_modes(path) == {}
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["tenant"]["id"] == tenant["id"]
     files = {f["path"]: f for f in manifest["files"]}
@@ -54,26 +68,52 @@ def check_bundle(path: Path, tenant: dict[str, Any]) -> dict[str, Any]:
     identity = json.loads((path / "keycloak" / "organization.json").read_text())
     assert identity["organization"]["alias"] == tenant["key"]
     assert [m["email"] for m in identity["members"]] == [tenant["first_admin_email"]]
+    assert identity["members"][0]["roles"] == ["commune-admin"]
     registry = json.loads((path / "registry" / "tenant.json").read_text())
     assert registry["tenant"]["id"] == tenant["id"]
     return manifest
 
 
-def test_a_rehearsal_writes_a_verified_bundle_and_deletes_nothing(communes, offboard_env, tmp_path, database) -> None:
+def test_a_rehearsal_writes_a_private_verified_bundle_and_deletes_nothing(
+    communes, offboard_env, tmp_path, database
+) -> None:
     staying = communes[STAYING]
-    result = socle_tenants("offboard", STAYING, "--export-dir", str(tmp_path), "--output", "json", env=offboard_env)
+    exports = tmp_path / "exports"
+    result = socle_tenants("offboard", STAYING, "--export-dir", str(exports), "--output", "json", env=offboard_env)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["confirm"] is False
     assert "nothing was deleted" in result.stderr
     assert "exported ingestion.devices: 2 row(s)" in result.stderr
-    manifest = check_bundle(
-        tmp_path / f"commune-{STAYING}", {**staying, "first_admin_email": "mairie@montpezat.test.socle.fr"}
-    )
+    [first] = bundle.bundles_of(exports, staying)
+    assert report["bundle"]["path"] == str(first)
+    assert first.name.startswith(f"commune-{STAYING}-")
+    assert stat.S_IMODE(exports.stat().st_mode) == 0o700  # the folder the command created
+    manifest = check_bundle(first, {**staying, "first_admin_email": "mairie@montpezat.test.socle.fr"})
     assert manifest["status_at_export"] == "active"
     assert report["bundle"]["bundle_sha256"] == manifest["bundle_sha256"]
     for service, table, rows in DATA_TABLES:
         assert count_rows(database, service, table, staying["id"]) == rows
+
+    # A second run never replaces the first bundle: it writes its own folder.
+    before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
+    again = socle_tenants("offboard", STAYING, "--export-dir", str(exports), "--output", "json", env=offboard_env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    bundles = bundle.bundles_of(exports, staying)
+    assert len(bundles) == 2
+    assert bundles[0] == first
+    assert {p: p.read_bytes() for p in first.rglob("*") if p.is_file()} == before
+    assert private_modes(bundles[1]) == {}
+
+
+def test_a_bundle_is_never_written_over(communes, offboard_env, tmp_path) -> None:
+    staying = communes[STAYING]
+    target = tmp_path / bundle.bundle_name(staying["key"])
+    target.mkdir()  # an empty folder that a rename would silently replace
+    with pytest.raises(bundle.BundleError, match="un lot n'est jamais écrasé"):
+        asyncio.run(bundle.export_bundle(staying, {}, {"members": []}, {}, target, print))
+    assert list(target.iterdir()) == []
+    assert not target.with_name(target.name + ".partial").exists()
 
 
 def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
@@ -93,7 +133,7 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     registry = httpx.get(api, headers=operator, timeout=30).json()
     identity = httpx.get(f"{api}/offboarding/identity", headers=operator, timeout=30).json()
     urls = bundle.database_urls(offboard_env)
-    bundle_dir = tmp_path / f"commune-{LEAVING}"
+    bundle_dir = tmp_path / bundle.bundle_name(leaving["key"])
     manifest = asyncio.run(bundle.export_bundle(registry["tenant"], registry, identity, urls, bundle_dir, print))
     asyncio.run(bundle.delete_rows({"ingestion": urls["ingestion"]}, uuid.UUID(tenant_id), manifest, print))
     assert count_rows(database, "ingestion", "devices", tenant_id) == 0
@@ -137,7 +177,10 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     tenant = httpx.get(api, headers=operator, timeout=30).json()["tenant"]
     assert tenant["status"] == "deleted"
     assert manifest["bundle_sha256"] in tenant["status_reason"]
-    assert (tmp_path / f"commune-{LEAVING}.proof.json").is_file()
+    assert bundle.bundles_of(tmp_path, leaving) == [bundle_dir]  # the interrupted run's bundle, no other
+    [proof_file] = tmp_path.glob(f"commune-{LEAVING}-*.proof.json")
+    assert stat.S_IMODE(proof_file.stat().st_mode) == 0o600
+    assert json.loads(proof_file.read_text())["bundle"]["bundle_sha256"] == manifest["bundle_sha256"]
     # The tenant's audit chain is kept (legal retention) and tells the offboarding's story.
     actions = [e["action"] for e in asyncio.run(audit_chain(database, uuid.UUID(tenant_id)))]
     offboarding = [a for a in actions if a.startswith("offboarding.")]

@@ -26,13 +26,18 @@ class TenantKind(StrEnum):
 
 
 class TenantStatus(StrEnum):
-    """invited → active → suspended → offboarding → deleted (suspended may come back)."""
+    """invited → active → suspended → offboarding → deleted (suspended may come back).
+
+    A commune that left may come back from its export bundle: deleted (or absent) →
+    importing → active (``socle-tenants import``).
+    """
 
     invited = "invited"
     active = "active"
     suspended = "suspended"
     offboarding = "offboarding"
     deleted = "deleted"
+    importing = "importing"
 
 
 class StepStatus(StrEnum):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -51,12 +50,7 @@ async def open_account(
                 f"the key {data.tenant_key} already has a metering account of another tenant",
                 tenant_key=data.tenant_key,
             ) from exc
-        await session.refresh(existing)
-        await session.execute(
-            insert(AccountDirectory)
-            .values(account_of=tenant.uuid, opened_at=existing.opened_at)
-            .on_conflict_do_nothing()
-        )
+        await session.refresh(existing)  # its directory entry is written by a trigger (migration 0004)
         await audit(
             session,
             tenant,

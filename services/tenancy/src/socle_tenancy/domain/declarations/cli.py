@@ -1,4 +1,4 @@
-"""``socle-tenants``: tenants as code (``apply``) and offboarding (``offboard``).
+"""``socle-tenants``: tenants as code (``apply``), offboarding (``offboard``) and its way back (``import``).
 
 Exit status: 0 done (or nothing to do), 1 the platform refused or failed (the message says
 which call and why; what was applied before stays applied and a re-run resumes), 2 the
@@ -73,9 +73,7 @@ def connect(args: argparse.Namespace) -> TenancyApi:
             "(en développement, lancez d'abord `make up` : elle est alors trouvée d'elle-même)"
         )
     if os.environ.get(AUTH_ENV, "session") not in ("session", "client-credentials"):
-        raise UsageError(
-            f"{AUTH_ENV} vaut 'session' (par défaut : la personne de socle-login) ou 'client-credentials'"
-        )
+        raise UsageError(f"{AUTH_ENV} vaut 'session' (par défaut : la personne de socle-login) ou 'client-credentials'")
     credentials: Credentials = PersonSession()
     if args.client_credentials:
         secret = os.environ.get(SECRET_ENV)
@@ -159,7 +157,7 @@ def _run(coroutine: Any, out: Output) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from socle_tenancy.domain.offboarding.bundle import SERVICES
-    from socle_tenancy.domain.offboarding.cli import add_offboard_command
+    from socle_tenancy.domain.offboarding.cli import add_import_command, add_offboard_command
 
     argv = sys.argv[1:] if argv is None else argv
     wanted = [API_ENV, ISSUER_ENV]
@@ -180,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     apply.add_argument("--output", choices=["text", "json"], default="text", help="json: one document on stdout")
     add_connection_arguments(apply)
     add_offboard_command(commands)
+    add_import_command(commands)
     args = parser.parse_args(argv)
     out = Output(args.output == "json")
     if args.command == "apply":

@@ -170,15 +170,15 @@ def classify_policy(policy: dict[str, Any], app_reachable: set[str] | None = Non
     if app_reachable is not None and not ({"public", *app_reachable} & set(policy["roles"])):
         return "other_roles", problems  # e.g. the owner's, used by SECURITY DEFINER functions only
     if command in ("ALL", "UPDATE", "DELETE") and (not using_anchors or set(using_anchors) != {"tenant_id"}):
-        problems.append(f"policy {name} ({command}): USING is not anchored on tenant_id = app.tenant_id: {using}")
+        problems.append(f"politique {name} ({command}) : USING n'est pas ancré sur tenant_id = app.tenant_id : {using}")
     if command in ("ALL", "INSERT", "UPDATE"):
         effective = check_anchors if check is not None else (using_anchors if command != "INSERT" else [])
         if not effective or set(effective) != {"tenant_id"}:
             problems.append(
-                f"policy {name} ({command}): WITH CHECK does not force tenant_id = app.tenant_id: {check or using}"
+                f"politique {name} ({command}) : WITH CHECK n'impose pas tenant_id = app.tenant_id : {check or using}"
             )
     if command == "SELECT" and (not using_anchors or None in using_anchors):
-        problems.append(f"policy {name} (SELECT): a branch of USING is anchored on nothing: {using}")
+        problems.append(f"politique {name} (SELECT) : une branche de USING n'est ancrée sur rien : {using}")
     if problems:
         return "unanchored", problems
     if set(using_anchors) == {"tenant_id"}:
@@ -233,13 +233,15 @@ async def read_tables(connection: asyncpg.Connection, schemas: list[str]) -> lis
             )
         violations = [problem for policy in own for problem in policy["problems"]]
         if not row["rls_enabled"]:
-            violations.insert(0, "row-level security is DISABLED")
+            violations.insert(0, "la sécurité au niveau des lignes (RLS) est DÉSACTIVÉE")
         if not row["rls_forced"]:
-            violations.insert(0, "row-level security is not FORCED (the table owner bypasses it)")
+            violations.insert(
+                0, "la sécurité au niveau des lignes n'est pas FORCÉE (le propriétaire de la table y échappe)"
+            )
         if not any(p["permissive"] and p["kind"] != "other_roles" for p in own):
-            violations.append("no permissive policy on app.tenant_id")
+            violations.append("aucune politique permissive sur app.tenant_id")
         if row["owner"] in app_roles:
-            violations.append(f"owned by the application role {row['owner']} (an owner can disable RLS)")
+            violations.append(f"appartient au rôle applicatif {row['owner']} (un propriétaire peut désactiver la RLS)")
         tables.append(
             {
                 "schema": row["schema"],
@@ -264,17 +266,19 @@ async def read_roles(connection: asyncpg.Connection) -> dict[str, Any]:
         member_of = [dict(r) for r in await connection.fetch(MEMBER_OF_SQL, role["oid"])]
         violations = []
         if role["superuser"]:
-            violations.append("is a superuser")
+            violations.append("est superutilisateur")
         if role["bypassrls"]:
-            violations.append("has BYPASSRLS")
+            violations.append("a l'attribut BYPASSRLS")
         for item in owned:
-            violations.append(f"owns {item['objects']} object(s) of {item['catalog']} in {item['database']}")
+            violations.append(f"possède {item['objects']} objet(s) de {item['catalog']} dans {item['database']}")
         for parent in member_of:
-            powers = [w for w, on in (("superuser", "superuser"), ("BYPASSRLS", "bypassrls")) if parent[on]]
+            powers = [
+                w for w, on in (("est superutilisateur", "superuser"), ("a BYPASSRLS", "bypassrls")) if parent[on]
+            ]
             if parent["owns_objects"]:
-                powers.append("owns objects")
+                powers.append("possède des objets")
             if powers:
-                violations.append(f"is a member of {parent['name']}, which {' and '.join(powers)}")
+                violations.append(f"est membre de {parent['name']}, qui {' et '.join(powers)}")
         application_roles.append(
             {
                 "name": role["name"],

@@ -1,10 +1,11 @@
-"""``POST /v1/isolation/reports``: an auditor or operator runs the isolation evidence report."""
+"""``POST /v1/isolation/reports``: an auditor or operator runs the isolation evidence report;
+``GET /v1/isolation/public-key``: the public key that verifies it (no secret: the private key stays here)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
@@ -22,10 +23,21 @@ REPORT_ROLES = ("auditor", "operator")
 
 
 class IsolationReportController(Controller):
-    path = "/v1/isolation/reports"
+    path = "/v1/isolation"
     tags = ["isolation"]
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @get("/public-key")
+    async def public_key(self, request: Request[Principal, Any, Any], state: State) -> dict[str, str]:
+        """The Ed25519 public key (PEM) and key id that verify the reports this platform signs."""
+        request.user.require_role(*REPORT_ROLES)
+        settings: TenancySettings = state.settings
+        try:
+            key = signing.check_key(settings.report_signing_key, settings.environment.value)
+        except signing.SigningKeyError as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+        return signing.published(key)
+
+    @post("/reports", status_code=HTTP_201_CREATED)
     async def create_report(
         self, request: Request[Principal, Any, Any], state: State, data: JSONBody[ReportRequest | None] = None
     ) -> Response[Any]:

@@ -43,6 +43,7 @@ _CHOICE = re.compile(
     r"\(?\(?\"?(?P<col>[a-z_][a-z0-9_]*)\"?\)? = (?:ANY \(ARRAY\[)?(?P<lit>'(?:[^']|'')*'(?:::[a-z ]+)?)"
 )
 _RLS_REFUSED = "42501"
+PARTITION_INSERT = "partition : les insertions sont sondées par la table parente"
 _PROBE_TAG = "isolation-probe"
 
 
@@ -51,6 +52,21 @@ class ProbeTenant:
     id: uuid.UUID
     key: str
     source: str  # "registry" or "synthetic"
+
+    def who(self) -> dict[str, str]:
+        return {"id": str(self.id), "key": self.key}
+
+
+def finding(
+    detail: str,
+    *,
+    prober: dict[str, str] | None = None,
+    target: dict[str, str] | None = None,
+    request: str | None = None,
+    evidence: Any = None,
+) -> dict[str, Any]:
+    """One violation as an auditor judges it: what, who probed whom, with which request, what came back."""
+    return {"detail": detail, "prober": prober, "target": target, "request": request, "evidence": evidence}
 
 
 def quote(schema: str, table: str) -> str:
@@ -124,7 +140,7 @@ async def _row_builder(
             continue
         value = await _value_sql(connection, column, fixed)
         if value is None:
-            return [], [], f"no probe value for column {column['name']} of type {column['type']}"
+            return [], [], f"aucune valeur de sonde pour la colonne {column['name']} de type {column['type']}"
         names.append('"' + column["name"].replace('"', '""') + '"')
         values.append(value)
     return names, values, None
@@ -168,14 +184,45 @@ async def _count(connection: asyncpg.Connection, sql: str, *args: Any) -> int:
     return int(await connection.fetchval(sql, *args))
 
 
+PRIMARY_KEY_SQL = """
+SELECT a.attname::text FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[])
+WHERE i.indrelid = $1::regclass AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)
+"""
+#: Rows named as evidence of a leak, by primary key only: an auditor reads no tenant data.
+EVIDENCE_ROWS = 5
+
+
+async def _visible_keys(connection: asyncpg.Connection, qualified: str, target: uuid.UUID) -> list[str]:
+    """The primary keys of the target's rows the current context can read (a few, as evidence)."""
+    columns = [r[0] for r in await connection.fetch(PRIMARY_KEY_SQL, qualified)] or ["tenant_id"]
+    quoted = ['"' + c.replace('"', '""') + '"' for c in columns]
+    pairs = ", ".join("'" + c.replace("'", "''") + f"', t.{q}" for c, q in zip(columns, quoted, strict=True))
+    rows = await connection.fetch(
+        f"SELECT jsonb_build_object({pairs})::text FROM {qualified} t WHERE t.tenant_id = $1 LIMIT {EVIDENCE_ROWS}",
+        target,
+    )
+    return [r[0] for r in rows]
+
+
 async def _probe_pair(
     connection: asyncpg.Connection, table: dict[str, Any], actor: ProbeTenant, target: ProbeTenant, before: int
 ) -> dict[str, Any]:
     qualified = quote(table["schema"], table["table"])
     shared = sharing_branches(table["policies"])
-    violations: list[str] = []
+    violations: list[dict[str, Any]] = []
+    context = f"dans le contexte app.tenant_id = {actor.id} ({actor.key})"
+
+    def violation(detail: str, request: str, evidence: Any) -> None:
+        violations.append(
+            finding(
+                detail, prober=actor.who(), target=target.who(), request=f"{request} — {context}", evidence=evidence
+            )
+        )
+
     await _set_tenant(connection, actor.id)
-    visible = await _count(connection, f"SELECT count(*) FROM {qualified} WHERE tenant_id = $1", target.id)
+    select = f"SELECT count(*) FROM {qualified} WHERE tenant_id = $1"
+    visible = await _count(connection, select, target.id)
     unshared = visible
     if shared and visible:
         legit = " OR ".join(f"({b})" for b in shared)
@@ -187,32 +234,48 @@ async def _probe_pair(
                     target.id,
                 )
         except asyncpg.PostgresError as exc:  # cannot tell shared rows apart: count them all as leaked
-            violations.append(f"cannot evaluate the sharing policies: {_reason(exc)}")
+            violation(f"impossible d'évaluer les politiques de partage : {_reason(exc)}", legit, None)
     if unshared:
-        violations.append(f"{unshared} row(s) of {target.key} readable with the context of {actor.key}")
-    update = await _write_probe(
-        connection, f"UPDATE {qualified} SET tenant_id = $2 WHERE tenant_id = $1", target.id, actor.id
-    )
-    delete = await _write_probe(connection, f"DELETE FROM {qualified} WHERE tenant_id = $1", target.id)
-    for verb, outcome in (("UPDATE", update), ("DELETE", delete)):
+        violation(
+            f"{unshared} ligne(s) de {target.key} lisible(s) dans le contexte de {actor.key}",
+            select.replace("$1", f"'{target.id}'"),
+            {"rows_read": unshared, "primary_keys": await _visible_keys(connection, qualified, target.id)},
+        )
+    update_sql = f"UPDATE {qualified} SET tenant_id = $2 WHERE tenant_id = $1"
+    update = await _write_probe(connection, update_sql, target.id, actor.id)
+    delete_sql = f"DELETE FROM {qualified} WHERE tenant_id = $1"
+    delete = await _write_probe(connection, delete_sql, target.id)
+    for verb, sql, outcome in (("UPDATE", update_sql, update), ("DELETE", delete_sql, delete)):
         if outcome["affected"]:
-            violations.append(f"{verb} touched {outcome['affected']} row(s) of {target.key} as {actor.key}")
+            violation(
+                f"{verb} a touché {outcome['affected']} ligne(s) de {target.key} dans le contexte de {actor.key}",
+                sql.replace("$1", f"'{target.id}'").replace("$2", f"'{actor.id}'"),
+                {"rows_affected": outcome["affected"]},
+            )
     insert: dict[str, Any] = {"refused": None, "by": None, "skipped": None}
     if table.get("insert_sql"):
         try:
             async with connection.transaction():
                 await connection.execute(table["insert_sql"], target.id)
             insert["refused"] = False
-            violations.append(f"INSERT of a row with tenant_id of {target.key} accepted as {actor.key}")
+            violation(
+                f"INSERT d'une ligne au tenant_id de {target.key} accepté dans le contexte de {actor.key}",
+                table["insert_sql"].replace("$1::uuid", f"'{target.id}'::uuid"),
+                {"inserted": 1},
+            )
         except asyncpg.PostgresError as exc:
             insert["refused"] = True
             insert["by"] = "row-level security" if exc.sqlstate == _RLS_REFUSED else _reason(exc)
     else:
-        insert["skipped"] = table.get("insert_skipped") or "partition: inserts are probed through the parent"
+        insert["skipped"] = table.get("insert_skipped") or PARTITION_INSERT
     await _set_tenant(connection, target.id)
     after = await _count(connection, f"SELECT count(*) FROM {qualified} WHERE tenant_id = $1", target.id)
     if after != before:
-        violations.append(f"{target.key} had {before} row(s) before the probe by {actor.key}, {after} after")
+        violation(
+            f"{target.key} avait {before} ligne(s) avant la sonde de {actor.key}, {after} après",
+            "SELECT count(*) avant et après les sondes",
+            {"before": before, "after": after},
+        )
     return {
         "actor": str(actor.id),
         "target": str(target.id),
@@ -257,11 +320,11 @@ async def probe_service(
                     "insert_skipped": None,
                 }
                 if table["kind"] == "partition":
-                    item["insert_skipped"] = "partition: inserts are probed through its parent"
+                    item["insert_skipped"] = PARTITION_INSERT
                 else:
                     names, values, why = await _row_builder(connection, table["schema"], table["table"])
                     if why:
-                        item["insert_skipped"] = f"insert probe skipped: {why}"
+                        item["insert_skipped"] = f"sonde d'insertion non faite : {why}"
                     else:
                         item["insert_sql"] = _insert_sql(table["schema"], table["table"], names, values)
                 work.append(item)
@@ -280,7 +343,7 @@ async def _probe_table(connection: asyncpg.Connection, item: dict[str, Any], ten
     qualified = quote(item["schema"], item["table"])
     base = {"schema": item["schema"], "table": item["table"], "probe_rows_inserted": item["probe_rows_inserted"]}
     if not await connection.fetchval("SELECT has_table_privilege($1, 'SELECT')", qualified):
-        unreachable = "the application role has no privilege on this table: nothing to read, update or delete"
+        unreachable = "le rôle applicatif n'a aucun privilège sur cette table : rien à lire, modifier ni supprimer"
         return {
             **base,
             "unreachable": unreachable,
@@ -304,7 +367,14 @@ async def _probe_table(connection: asyncpg.Connection, item: dict[str, Any], ten
                 pairs.append(await _probe_pair(connection, item, actor, target, rows[target.id]))
     violations = [v for p in pairs for v in p["violations"]]
     if no_context:
-        violations.insert(0, f"{no_context} row(s) readable with no tenant context")
+        violations.insert(
+            0,
+            finding(
+                f"{no_context} ligne(s) lisible(s) sans contexte de collectivité",
+                request=f"SELECT count(*) FROM {qualified} — app.tenant_id vide",
+                evidence={"rows_read": no_context},
+            ),
+        )
     return {
         **base,
         "unreachable": None,

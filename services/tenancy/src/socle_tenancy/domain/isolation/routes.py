@@ -29,39 +29,46 @@ PUBLIC_PREFIXES = ("/health/", "/metrics", "/schema")
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
+#: What a ``tenant-resource`` route names, so the report can give it a resource of the target tenant:
+#: ``tenant`` (the tenant's own id), or a throw-away resource the report creates as that tenant and
+#: removes at the end (``service-account``, ``grant``: a grant to a third tenant that shares no row,
+#: ``member``: a disabled user without credentials, added to the tenant's organization).
+Target = Literal["tenant", "service-account", "grant", "member"]
+
+
 @dataclass(frozen=True)
 class RouteRule:
     service: str
     method: str
     path: str  # Litestar's template, e.g. /v1/tenants/{ref:str}
     scope: Scope
-    #: How to name the target tenant's resource: "tenant" (its id) or SQL run, as the
-    #: service's application role in the target tenant's context, returning one id
-    #: (``$1``, when present, is the probing tenant: to pick a resource not shared with it).
-    target: str | None = None
+    target: Target | None = None
     body: dict[str, Any] | None = field(default=None, hash=False)
     why: str = ""
     #: The query parameter that names the tenant's resource, when it is not in the path.
     query: str | None = None
+    #: The GET route through which the resource's owner sees it (its identifying values); defaults to
+    #: the route itself for a GET. None for a resource no route shows (a member).
+    view: str | None = None
 
     def url(self, value: str) -> str:
         if self.query:
             return f"{self.path}?{self.query}={value}"
         return _PARAM.sub(value, self.path)
 
+    def view_url(self, value: str) -> str | None:
+        """The owner's view of the resource this route names, or None when there is none."""
+        if self.view is not None:
+            return _PARAM.sub(value, self.view)
+        return self.url(value) if self.method == "GET" and self.target != "member" else None
+
 
 def _tenant(method: str, path: str, why: str, body: dict[str, Any] | None = None) -> RouteRule:
     return RouteRule("tenancy", method, path, "tenant-resource", "tenant", body, why)
 
 
-_SERVICE_ACCOUNT = (
-    "SELECT id::text FROM identity.service_accounts WHERE revoked_at IS NULL  ORDER BY created_at LIMIT 1"
-)
-
-_GRANT = (
-    "SELECT id::text FROM tenancy.data_grants WHERE grantor_tenant_id = current_setting('app.tenant_id')::uuid"
-    " AND grantee_tenant_id <> $1 ORDER BY created_at LIMIT 1"
-)
+_ACCOUNT_VIEW = "/v1/service-accounts/{account_id:uuid}"
+_GRANT_VIEW = "/v1/grants/{grant_id:uuid}"
 
 ROUTES: tuple[RouteRule, ...] = (
     # tenancy
@@ -77,9 +84,12 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/suspend", "platform", why="EPCI admin"),
     RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/reactivate", "platform", why="EPCI admin"),
     RouteRule("tenancy", "POST", "/v1/isolation/reports", "platform", why="auditor and operator"),
+    RouteRule("tenancy", "GET", "/v1/isolation/public-key", "platform", why="auditor and operator"),
     RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/offboarding", "platform", why="EPCI admin"),
     RouteRule("tenancy", "GET", "/v1/tenants/{ref:str}/offboarding/identity", "platform", why="EPCI admin"),
     RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/offboarding/completion", "platform", why="EPCI admin"),
+    RouteRule("tenancy", "POST", "/v1/tenants/imports", "platform", why="EPCI admin: a commune back from its bundle"),
+    RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/import/completion", "platform", why="EPCI admin"),
     RouteRule(
         "tenancy", "GET", "/v1/audit/entries", "tenant-resource", "tenant", why="another's chain", query="tenant"
     ),
@@ -87,41 +97,57 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("tenancy", "POST", "/v1/audit/verify", "platform", why="auditor and operator"),
     RouteRule("tenancy", "GET", "/v1/grants", "tenant-own", why="grants the caller's tenant gave or received"),
     RouteRule("tenancy", "POST", "/v1/grants", "tenant-own", why="the caller's tenant grants"),
-    RouteRule("tenancy", "GET", "/v1/grants/{grant_id:uuid}", "tenant-resource", _GRANT, why="a grant between others"),
+    RouteRule("tenancy", "GET", "/v1/grants/{grant_id:uuid}", "tenant-resource", "grant", why="a grant between others"),
     RouteRule(
-        "tenancy", "POST", "/v1/grants/{grant_id:uuid}/revoke", "tenant-resource", _GRANT, why="revoke another's grant"
+        "tenancy",
+        "POST",
+        "/v1/grants/{grant_id:uuid}/revoke",
+        "tenant-resource",
+        "grant",
+        {"reason": "sonde du rapport d'isolation"},
+        why="revoke another's grant",
+        view=_GRANT_VIEW,
     ),
     # identity
     RouteRule("identity", "GET", "/v1/me", "tenant-own", why="the caller's own identity"),
     RouteRule("identity", "GET", "/v1/service-accounts", "tenant-own", why="the caller's commune's accounts"),
     RouteRule("identity", "POST", "/v1/service-accounts", "tenant-own", why="created in the caller's commune"),
     RouteRule(
-        "identity", "GET", "/v1/service-accounts/{account_id:uuid}", "tenant-resource", _SERVICE_ACCOUNT, why="read"
+        "identity", "GET", "/v1/service-accounts/{account_id:uuid}", "tenant-resource", "service-account", why="read"
     ),
     RouteRule(
         "identity",
         "POST",
         "/v1/service-accounts/{account_id:uuid}/rotate",
         "tenant-resource",
-        _SERVICE_ACCOUNT,
+        "service-account",
         why="rotate another commune's secret",
+        view=_ACCOUNT_VIEW,
     ),
     RouteRule(
         "identity",
         "DELETE",
         "/v1/service-accounts/{account_id:uuid}",
         "tenant-resource",
-        _SERVICE_ACCOUNT,
+        "service-account",
         why="revoke another commune's account",
+        view=_ACCOUNT_VIEW,
     ),
     RouteRule("identity", "GET", "/v1/members", "tenant-own", why="members of the caller's own organization"),
     RouteRule(
         "identity", "POST", "/v1/members/invitations", "tenant-own", why="invited into the caller's organization"
     ),
-    # Members live in Keycloak, not in a table the report can pick from: no probe target; a user who is not
-    # a member of the caller's organization is a 404 (tests/identity/domain/test_members.py checks B's members).
-    RouteRule("identity", "PUT", "/v1/members/{user_id:uuid}/role", "tenant-resource", why="another's member"),
-    RouteRule("identity", "DELETE", "/v1/members/{user_id:uuid}", "tenant-resource", why="another's member"),
+    # Members live in Keycloak: the report adds a throw-away user to the target's organization.
+    RouteRule(
+        "identity",
+        "PUT",
+        "/v1/members/{user_id:uuid}/role",
+        "tenant-resource",
+        "member",
+        {"role": "commune-agent"},
+        why="another's member",
+    ),
+    RouteRule("identity", "DELETE", "/v1/members/{user_id:uuid}", "tenant-resource", "member", why="another's member"),
     RouteRule("identity", "POST", "/v1/organizations/{alias:str}/suspension", "platform", why="operator or platform"),
     RouteRule("identity", "DELETE", "/v1/organizations/{alias:str}/suspension", "platform", why="operator or platform"),
     RouteRule("identity", "DELETE", "/v1/organizations/{alias:str}", "platform", why="operator or platform client"),

@@ -23,9 +23,9 @@ from socle_tenancy.config import TenancySettings
 from socle_tenancy.domain.isolation import signing
 from socle_tenancy.domain.isolation.api_probes import probe_apis
 from socle_tenancy.domain.isolation.catalogue import read_roles, read_tables
-from socle_tenancy.domain.isolation.probes import ProbeTenant, probe_service
+from socle_tenancy.domain.isolation.probes import ProbeTenant, finding, probe_service
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SERVICES = ("tenancy", "identity", "ingestion", "timeseries", "billing", "console")
 DEFAULT_SAMPLE = 4
 
@@ -98,11 +98,17 @@ async def _verify_audit_chain(config: ReportConfig) -> dict[str, Any]:
     try:
         from socle_tenancy.domain.audit import services as audit
     except ImportError:
-        return {"status": "not available", "detail": "the audit log module (socle_tenancy.domain.audit) is absent"}
+        return {
+            "status": "not available",
+            "detail": "le module du journal d'audit (socle_tenancy.domain.audit) est absent",
+        }
     verify = getattr(audit, "verify", None)
     url = config.database_urls.get("tenancy")
     if verify is None or url is None:
-        return {"status": "not available", "detail": "no audit verification function or no tenancy database URL"}
+        return {
+            "status": "not available",
+            "detail": "pas de fonction de vérification du journal d'audit ou pas d'URL de base de données de tenancy",
+        }
     engine = create_async_engine(url, pool_size=1, max_overflow=0)
     try:
         verdict = await verify(create_session_maker(engine))
@@ -115,7 +121,7 @@ async def _verify_audit_chain(config: ReportConfig) -> dict[str, Any]:
         "findings": [
             {"tenant_id": str(f.tenant_id), "seq": f.seq, "kind": f.kind, "detail": f.detail} for f in verdict.findings
         ],
-        "detail": f"{verdict.chains} chain(s), {verdict.entries} entrie(s), {len(verdict.findings)} finding(s)",
+        "detail": f"{verdict.chains} chaîne(s), {verdict.entries} entrée(s), {len(verdict.findings)} constat(s)",
     }
 
 
@@ -155,7 +161,10 @@ async def run_report(config: ReportConfig) -> dict[str, Any]:
     """Run every check and return the signed report (raises if it cannot be signed)."""
     key = signing.check_key(config.signing_key, config.environment)
     if not config.database_urls:
-        raise ValueError("no application-role database URL: set SOCLE_<SERVICE>_DATABASE_URL for each service")
+        raise ValueError(
+            "aucune URL de base de données des rôles applicatifs : définissez SOCLE_<SERVICE>_DATABASE_URL pour "
+            "chaque service"
+        )
     started = dt.datetime.now(dt.UTC)
     database, tables, roles = await _catalogue(config)
     tenants = await _sample(config)
@@ -166,19 +175,30 @@ async def run_report(config: ReportConfig) -> dict[str, Any]:
         expected = f"socle_{service}_app"
         if url is None:
             services.append(
-                {"service": service, "status": "not run", "reason": "no database URL", "tables": [], "violations": []}
+                {
+                    "service": service,
+                    "status": "not run",
+                    "reason": f"pas d'URL de base de données (SOCLE_{service.upper()}_DATABASE_URL)",
+                    "tables": [],
+                    "violations": [],
+                }
             )
             continue
         result = await probe_service(dsn(url), service, own, tenants)
         result["status"] = "ran"
         result["violations"] = []
         if result["connected_as"] != expected:
-            result["violations"].append(f"connects as {result['connected_as']}, not the application role {expected}")
+            result["violations"].append(
+                finding(
+                    f"se connecte en tant que {result['connected_as']}, pas avec le rôle applicatif {expected}",
+                    request="SELECT current_user",
+                    evidence={"current_user": result["connected_as"]},
+                )
+            )
         connections.append(result["connected_as"])
         services.append(result)
     api = await probe_apis(
         service_urls=config.service_urls,
-        database_urls={s: dsn(u) for s, u in config.database_urls.items()},
         tenants=tenants,
         issuer=config.oidc_issuer,
         client_id=config.keycloak_client_id,
@@ -186,6 +206,7 @@ async def run_report(config: ReportConfig) -> dict[str, Any]:
     )
     audit = await _verify_audit_chain(config)
     violations = _violations(tables, roles, services, api, audit)
+    gaps = _gaps(services, api)
     report = {
         "schema_version": SCHEMA_VERSION,
         "report_id": str(uuid.uuid4()),
@@ -202,11 +223,18 @@ async def run_report(config: ReportConfig) -> dict[str, Any]:
         "database_probes": {"services": services},
         "api_probes": api,
         "audit_chain": audit,
-        "counts": _counts(tables, roles, services, api, violations),
+        "counts": _counts(tables, roles, services, api, violations, gaps),
         "violations": violations,
-        "verdict": "fail" if violations else "pass",
+        "gaps": gaps,
+        "verdict": "fail" if violations else ("incomplete" if gaps else "pass"),
     }
     return signing.sign(report, key)
+
+
+def _violation(check: str, subject: str, item: str | dict[str, Any]) -> dict[str, Any]:
+    """A violation of the report: a catalogue fact (a sentence) or a probe's finding (who, how, evidence)."""
+    found = finding(item) if isinstance(item, str) else item
+    return {"check": check, "subject": subject, **found}
 
 
 def _violations(
@@ -215,40 +243,51 @@ def _violations(
     services: list[dict[str, Any]],
     api: dict[str, Any],
     audit: dict[str, Any],
-) -> list[dict[str, str]]:
-    found: list[dict[str, str]] = []
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
     for table in tables:
-        found += [
-            {"check": "catalogue", "subject": f"{table['schema']}.{table['table']}", "detail": v}
-            for v in table["violations"]
-        ]
+        found += [_violation("catalogue", f"{table['schema']}.{table['table']}", v) for v in table["violations"]]
     for role in roles["application_roles"]:
-        found += [{"check": "roles", "subject": role["name"], "detail": v} for v in role["violations"]]
+        found += [_violation("roles", role["name"], v) for v in role["violations"]]
     for service in services:
-        found += [
-            {"check": "database_probe", "subject": service["service"], "detail": v} for v in service["violations"]
-        ]
+        found += [_violation("database_probe", service["service"], v) for v in service["violations"]]
         for table in service["tables"]:
             subject = f"{table['schema']}.{table['table']}"
-            found += [{"check": "database_probe", "subject": subject, "detail": v} for v in table["violations"]]
+            found += [_violation("database_probe", subject, v) for v in table["violations"]]
     for probe in api.get("probes", []):
         subject = f"{probe['service']} {probe['method']} {probe['path']}"
-        found += [{"check": "api_probe", "subject": subject, "detail": v} for v in probe.get("violations", [])]
+        found += [_violation("api_probe", subject, v) for v in probe.get("violations", [])]
     for service, routes in api.get("unclassified", {}).items():
         found += [
-            {"check": "api_routes", "subject": f"{service} {r}", "detail": "route not classified in the probe table"}
+            _violation(
+                "api_routes",
+                f"{service} {r}",
+                "route absente de la table des routes (socle_tenancy/domain/isolation/routes.py) : personne n'a "
+                "encore dit comment elle touche aux données des collectivités",
+            )
             for r in routes
         ]
     if audit["status"] == "broken":
         found += [
-            {
-                "check": "audit_chain",
-                "subject": f"audit chain of {f['tenant_id']}",
-                "detail": f"{f['kind']}: {f['detail']}",
-            }
+            _violation("audit_chain", f"chaîne d'audit de {f['tenant_id']}", f"{f['kind']} : {f['detail']}")
             for f in audit["findings"]
-        ] or [{"check": "audit_chain", "subject": "tenancy audit log", "detail": str(audit.get("detail"))}]
+        ] or [_violation("audit_chain", "journal d'audit de tenancy", str(audit.get("detail")))]
     return found
+
+
+def _gaps(services: list[dict[str, Any]], api: dict[str, Any]) -> list[dict[str, str]]:
+    """What the report could not check, with why: no violation seen there does not mean none exists."""
+    gaps = [
+        {"check": "database_probe", "subject": s["service"], "reason": s["reason"]}
+        for s in services
+        if s["status"] != "ran"
+    ]
+    gaps += [
+        {"check": "api_probe", "subject": row["route"], "reason": row["reason"]}
+        for row in api.get("coverage", [])
+        if row["status"] == "gap"
+    ]
+    return gaps
 
 
 def _counts(
@@ -256,7 +295,8 @@ def _counts(
     roles: dict[str, Any],
     services: list[dict[str, Any]],
     api: dict[str, Any],
-    violations: list[dict[str, str]],
+    violations: list[dict[str, Any]],
+    gaps: list[dict[str, str]],
 ) -> dict[str, int]:
     probed = [t for s in services for t in s["tables"]]
     pairs = [p for t in probed for p in t["pairs"]]
@@ -281,4 +321,5 @@ def _counts(
         "api_probes_refused": sum(p["outcome"] == "refused" for p in api_probes),
         "api_probes_skipped": sum(p["outcome"] == "skipped" for p in api_probes),
         "violations": len(violations),
+        "gaps": len(gaps),
     }

@@ -5,7 +5,7 @@ Each service's database is reached with that service's **application** role (URL
 row-level security bounds what is read and deleted to that tenant; a ``tenant_id`` filter
 is the first line (it also leaves out rows other tenants merely *share* with this one).
 
-Bundle layout (``<export-dir>/<tenant key>/``)::
+Bundle layout (``<export-dir>/<tenant key>-<UTC time>/``, a new folder for each export)::
 
     manifest.json                  tenant, per-file format, row count, sha256; bundle_sha256
     SHA256SUMS                     ``sha256sum -c`` format; bundle_sha256 is its sha256
@@ -15,7 +15,12 @@ Bundle layout (``<export-dir>/<tenant key>/``)::
     timeseries/readings.csv        time series as CSV (header row, RFC 4180)
 
 The bundle is written to a ``.partial`` folder and renamed once complete, so a crash never
-leaves a bundle that looks finished.
+leaves a bundle that looks finished. It holds personal data (the members' e-mails): its
+folders are 0700 and its files 0600 from the moment they are created, and an existing
+bundle is never overwritten (each export gets its own time-stamped folder).
+
+``restore_rows`` is the other half: it puts a verified bundle's rows back into a platform
+(``socle-tenants import``), through the same application roles and tenant context.
 """
 
 from __future__ import annotations
@@ -24,18 +29,21 @@ import csv
 import datetime as dt
 import hashlib
 import json
-import shutil
+import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import asyncpg
 
 from socle_tenancy.domain.offboarding.tables import (
+    AUDIT_TABLE,
     FOREIGN_KEYS_SQL,
+    INSERTABLE_COLUMNS_SQL,
+    RESTORED_REVOKED,
     RETAINED_TABLES,
     TENANT_TABLES_SQL,
     deletion_order,
@@ -46,6 +54,10 @@ SERVICES = ("tenancy", "identity", "ingestion", "timeseries", "billing", "consol
 #: Tables exported as CSV: the time series (everything else is JSON).
 TIME_SERIES = frozenset({("timeseries", "readings")})
 BUNDLE_FORMAT = "socle-offboarding-bundle/1"
+#: Who may read a bundle: its owner only (it holds members' e-mails).
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
+#: Rows per INSERT when a bundle is restored.
+RESTORE_BATCH = 1000
 
 Progress = Callable[[str], None]
 
@@ -130,20 +142,37 @@ def _order_by(ref: TableRef) -> str:
     return ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
 
 
+def private_dir(path: Path) -> None:
+    """A folder (and its missing parents) readable by its owner only; an existing one is left as it is."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    try:
+        path.mkdir(mode=PRIVATE_DIR)
+    except FileExistsError:
+        return
+    path.chmod(PRIVATE_DIR)  # whatever the umask
+
+
+def private_file(path: Path, mode: str = "w") -> IO[Any]:
+    """A new file, 0600 from its creation; an existing one is never overwritten."""
+    private_dir(path.parent)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError as exc:
+        raise BundleError(f"{path} existe déjà : un lot n'est jamais écrasé") from exc
+    return os.fdopen(descriptor, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+
+
 async def _export_table(connection: asyncpg.Connection, ref: TableRef, tenant_id: uuid.UUID, target: Path) -> int:
-    target.parent.mkdir(parents=True, exist_ok=True)
     where = f"FROM {ref.qualified} t WHERE t.tenant_id = $1 ORDER BY {_order_by(ref)}"
     if ref.format == "csv":
-        status = await connection.copy_from_query(
-            f"SELECT * {where}",
-            tenant_id,
-            output=str(target),
-            format="csv",
-            header=True,
-        )
+        with private_file(target, "wb") as out:
+            status = await connection.copy_from_query(
+                f"SELECT * {where}", tenant_id, output=out, format="csv", header=True
+            )
         return int(status.split()[-1])
     rows = 0
-    with target.open("w", encoding="utf-8") as out:
+    with private_file(target) as out:
         out.write("[")
         async for record in connection.cursor(f"SELECT to_jsonb(t)::text {where}", tenant_id):
             out.write(("," if rows else "") + "\n" + record[0])
@@ -152,9 +181,27 @@ async def _export_table(connection: asyncpg.Connection, ref: TableRef, tenant_id
     return rows
 
 
-def _write_json(target: Path, value: Any) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str) + "\n")
+def write_json(target: Path, value: Any) -> None:
+    with private_file(target) as out:
+        out.write(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str) + "\n")
+
+
+def bundle_name(key: str, at: dt.datetime | None = None) -> str:
+    """``<key>-<UTC time>``: each export its own folder, sortable by time."""
+    return f"{key}-{(at or dt.datetime.now(dt.UTC)):%Y%m%dT%H%M%SZ}"
+
+
+def bundles_of(export_dir: Path, tenant: Mapping[str, Any]) -> list[Path]:
+    """The finished bundles of this tenant in the folder, oldest first."""
+    found = []
+    for candidate in sorted(export_dir.glob(f"{tenant['key']}-*/manifest.json")):
+        try:
+            manifest = json.loads(candidate.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if manifest.get("tenant", {}).get("id") == str(tenant["id"]):
+            found.append(candidate.parent)
+    return found
 
 
 def sha256_of(path: Path) -> str:
@@ -188,8 +235,9 @@ async def export_bundle(
     """Write the whole bundle next to ``bundle_dir``, verify it, then move it into place."""
     tenant_id = uuid.UUID(str(tenant["id"]))
     partial = bundle_dir.with_name(bundle_dir.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    _refuse_existing(bundle_dir)
+    _refuse_existing(partial)
+    private_dir(partial)
     files: list[dict[str, Any]] = []
 
     def record(path: str, fmt: str, rows: int, **extra: Any) -> None:
@@ -199,9 +247,9 @@ async def export_bundle(
             | extra
         )
 
-    _write_json(partial / "registry" / "tenant.json", registry)
+    write_json(partial / "registry" / "tenant.json", registry)
     record("registry/tenant.json", "json", 1, source="tenancy API")
-    _write_json(partial / "keycloak" / "organization.json", identity)
+    write_json(partial / "keycloak" / "organization.json", identity)
     record("keycloak/organization.json", "json", len(identity.get("members", [])), source="Keycloak")
     for service, url in urls.items():
         async with tenant_transaction(url, tenant_id, readonly=True) as connection:
@@ -218,47 +266,49 @@ async def export_bundle(
         "retained_tables": sorted(RETAINED_TABLES),
         "bundle_sha256": hashlib.sha256(_checksums(files).encode()).hexdigest(),
     }
-    (partial / "SHA256SUMS").write_text(_checksums(files))
-    _write_json(partial / "manifest.json", manifest)
+    with private_file(partial / "SHA256SUMS") as out:
+        out.write(_checksums(files))
+    write_json(partial / "manifest.json", manifest)
     verify_bundle(partial)
-    _move_into_place(partial, bundle_dir)
+    _refuse_existing(bundle_dir)  # an empty folder there would be replaced by the rename
+    partial.rename(bundle_dir)
     return manifest
 
 
-def _move_into_place(partial: Path, bundle_dir: Path) -> None:
-    """Replace a rehearsal's bundle only once the new one is complete and verified."""
-    previous = bundle_dir.with_name(bundle_dir.name + ".previous")
-    if bundle_dir.exists():
-        shutil.rmtree(previous, ignore_errors=True)
-        bundle_dir.rename(previous)
-    partial.rename(bundle_dir)
-    shutil.rmtree(previous, ignore_errors=True)
+def _refuse_existing(path: Path) -> None:
+    if path.exists():
+        raise BundleError(f"{path} existe déjà : un lot n'est jamais écrasé")
 
 
-def verify_bundle(bundle_dir: Path) -> dict[str, Any]:
-    """Re-read every file: its checksum and row count must be the manifest's."""
+def verify_bundle(bundle_dir: Path, expected_sha256: str | None = None) -> dict[str, Any]:
+    """Re-read every file: its checksum and row count must be the manifest's (and the bundle the expected one)."""
     try:
         manifest = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise BundleError(f"{bundle_dir} has no readable manifest.json: {exc}") from exc
+        raise BundleError(f"{bundle_dir} n'a pas de manifest.json lisible : {exc}") from exc
     if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{bundle_dir}/manifest.json is not a {BUNDLE_FORMAT} manifest")
+        raise BundleError(f"{bundle_dir}/manifest.json n'est pas un manifeste {BUNDLE_FORMAT}")
     for entry in manifest["files"]:
         path = bundle_dir / entry["path"]
         if not path.is_file():
-            raise BundleError(f"{entry['path']} is listed in the manifest but missing")
+            raise BundleError(f"{entry['path']} est listé dans le manifeste mais absent")
         if sha256_of(path) != entry["sha256"]:
-            raise BundleError(f"{entry['path']} does not match its sha256 in the manifest")
+            raise BundleError(f"{entry['path']} ne correspond pas à son sha256 du manifeste : le fichier a été modifié")
         if (
             entry["path"].split("/")[0] not in ("registry", "keycloak")
             and _count_rows(path, entry["format"]) != entry["rows"]
         ):
-            raise BundleError(f"{entry['path']} does not hold the {entry['rows']} row(s) the manifest says")
+            raise BundleError(f"{entry['path']} ne contient pas les {entry['rows']} ligne(s) que dit le manifeste")
     sums = _checksums(manifest["files"])
     if (bundle_dir / "SHA256SUMS").read_text() != sums:
-        raise BundleError("SHA256SUMS does not match the manifest")
+        raise BundleError("SHA256SUMS ne correspond pas au manifeste")
     if hashlib.sha256(sums.encode()).hexdigest() != manifest["bundle_sha256"]:
-        raise BundleError("bundle_sha256 does not match the files")
+        raise BundleError("bundle_sha256 ne correspond pas aux fichiers")
+    if expected_sha256 is not None and manifest["bundle_sha256"] != expected_sha256:
+        raise BundleError(
+            f"ce lot a pour sha256 {manifest['bundle_sha256']}, pas {expected_sha256} (celui de la preuve "
+            "d'offboarding) : ce n'est pas le lot exporté"
+        )
     return dict(manifest)
 
 
@@ -307,3 +357,104 @@ async def remaining_rows(urls: Mapping[str, str], tenant_id: uuid.UUID) -> dict[
                 )
                 proof[ref.name] = {"rows": int(count), "retained": ref.retained}
     return proof
+
+
+async def restore_audit_chain(connection: asyncpg.Connection, tenant_id: uuid.UUID, entries: list[Any]) -> int:
+    """Put the tenant's exported hash chain back, verbatim: the one place an import writes the audit log.
+
+    ``tenancy.restore_audit_entries`` checks every entry's hash and link, keeps the entries the
+    platform already holds (they must be the same) and appends the others; returns how many.
+    """
+    return int(
+        await connection.fetchval("SELECT tenancy.restore_audit_entries($1, $2::jsonb)", tenant_id, json.dumps(entries))
+    )
+
+
+def _json_rows(path: Path) -> list[Any]:
+    return list(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _csv_rows(path: Path) -> Iterator[dict[str, str | None]]:
+    """The CSV's rows by column; an empty field is NULL (the time series has no nullable text column)."""
+    with path.open(newline="", encoding="utf-8") as source:
+        for row in csv.DictReader(source):
+            yield {k: (v if v != "" else None) for k, v in row.items()}
+
+
+def _batches(rows: Any) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == RESTORE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _insert_rows(connection: asyncpg.Connection, ref: TableRef, rows: Any) -> int:
+    """Set-based INSERTs of JSON rows (a batch per statement); a row already there is left as it is."""
+    columns = [r["name"] for r in await connection.fetch(INSERTABLE_COLUMNS_SQL, ref.qualified)]
+    names = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+    sql = (
+        f"INSERT INTO {ref.qualified} ({names}) SELECT {names} "  # noqa: S608 (catalogue names, quoted)
+        f"FROM jsonb_populate_recordset(NULL::{ref.qualified}, $1::jsonb) ON CONFLICT DO NOTHING"
+    )
+    inserted = 0
+    for batch in _batches(rows):
+        inserted += int((await connection.execute(sql, json.dumps(batch))).split()[-1])
+    return inserted
+
+
+async def restore_rows(
+    urls: Mapping[str, str], tenant_id: uuid.UUID, manifest: Mapping[str, Any], bundle_dir: Path, progress: Progress
+) -> dict[str, dict[str, Any]]:
+    """Every exported table's rows back into this platform, one transaction per service, parents first.
+
+    A service whose tables already hold the bundle's rows (an earlier, interrupted run) is
+    left as it is; a table that holds other rows of the tenant stops the import before it
+    writes anything there. The audit chain is restored before anything else of the tenant.
+    """
+    exported = {f["table"]: f for f in manifest["files"] if "table" in f}
+    plan: dict[str, list[TableRef]] = {}
+    for service, url in urls.items():
+        async with tenant_transaction(url, tenant_id, readonly=True) as connection:
+            plan[service] = list(reversed(await discover(connection, service)))
+    unknown = sorted(set(exported) - {ref.name for refs in plan.values() for ref in refs})
+    if unknown:
+        raise BundleError(f"ce lot contient des tables que cette plateforme n'a pas : {', '.join(unknown)}")
+    restored: dict[str, dict[str, Any]] = {}
+    for service, url in urls.items():
+        refs = sorted(plan[service], key=lambda r: r.table != AUDIT_TABLE)  # the chain first, then parents first
+        async with tenant_transaction(url, tenant_id) as connection:
+            for ref in refs:
+                entry = exported.get(ref.name)
+                if entry is None:
+                    continue
+                path = bundle_dir / entry["path"]
+                count_sql = f"SELECT count(*) FROM {ref.qualified} WHERE tenant_id = $1"  # noqa: S608
+                before = int(await connection.fetchval(count_sql, tenant_id))
+                if ref.table == AUDIT_TABLE:
+                    inserted = await restore_audit_chain(connection, tenant_id, _json_rows(path))
+                elif before == entry["rows"]:
+                    inserted = 0  # restored by an earlier run
+                elif before:
+                    raise BundleError(
+                        f"{ref.name} contient déjà {before} ligne(s) de la collectivité et le lot {entry['rows']} : "
+                        "ces lignes ne viennent pas de ce lot, l'import s'arrête sans rien y écrire"
+                    )
+                else:
+                    rows = _csv_rows(path) if ref.format == "csv" else _json_rows(path)
+                    inserted = await _insert_rows(connection, ref, rows)
+                if (ref.service, ref.table) in RESTORED_REVOKED and inserted:
+                    column = RESTORED_REVOKED[(ref.service, ref.table)]
+                    await connection.execute(
+                        f'UPDATE {ref.qualified} SET "{column}" = now() WHERE tenant_id = $1 AND "{column}" IS NULL',  # noqa: S608
+                        tenant_id,
+                    )
+                after = int(await connection.fetchval(count_sql, tenant_id))
+                if after < entry["rows"] or (after != entry["rows"] and not ref.retained):
+                    raise BundleError(f"{ref.name} : {after} ligne(s) après l'import, le lot en a {entry['rows']}")
+                restored[ref.name] = {"rows": entry["rows"], "inserted": inserted, "now": after}
+                progress(f"{ref.name} : {inserted} ligne(s) restaurée(s), {after} en tout")
+    return restored

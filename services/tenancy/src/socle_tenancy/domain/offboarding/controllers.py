@@ -1,24 +1,37 @@
-"""HTTP API of offboarding: start, the identity export, completion (each safe to repeat)."""
+"""HTTP API of offboarding: start, the identity export, completion; and of the way back, the import
+of a commune from its bundle (start, completion). Each call is safe to repeat."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from socle_core.audit import record
+from socle_core.audit import record, record_detached
 from socle_core.auth import Principal
 from socle_tenancy.db.models import Tenant
+from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
 from socle_tenancy.domain.offboarding import services
-from socle_tenancy.domain.offboarding.schemas import CompletionIn, CompletionOut, IdentityExportOut, OffboardingIn
+from socle_tenancy.domain.offboarding.schemas import (
+    CompletionIn,
+    CompletionOut,
+    IdentityExportOut,
+    ImportCompletionIn,
+    ImportCompletionOut,
+    ImportIn,
+    ImportOut,
+    OffboardingIn,
+)
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
 from socle_tenancy.domain.tenants.controllers import ADMINISTERED
 from socle_tenancy.domain.tenants.schemas import TenantOut
+from socle_tenancy.domain.tenants.services import deployment_epci
 
 
 async def _audit(session: AsyncSession, actor: Principal, tenant: Tenant, action: str, details: dict[str, Any]) -> None:
@@ -83,4 +96,57 @@ class OffboardingController(Controller):
         )
         return CompletionOut(
             tenant=TenantOut.of(tenant), keycloak_organization_deleted=deleted, remaining_rows=remaining
+        )
+
+
+class TenantImportController(Controller):
+    """A commune comes back from its offboarding bundle (driven by ``socle-tenants import``)."""
+
+    path = "/v1/tenants"
+    tags = ["offboarding"]
+
+    @post("/imports")
+    async def start(
+        self,
+        data: JSONBody[ImportIn],
+        request: Request[Principal, Any, Any],
+        state: State,
+        db_session: NamedDependency[AsyncSession],
+    ) -> Response[ImportOut]:
+        """The commune's registry row back (``importing``), under this platform's EPCI; 201 when written now."""
+        request.user.require_role(*ADMIN_ROLES)
+        epci = await deployment_epci(db_session)
+        require_epci_admin(request.user, epci.siren if epci is not None and epci.siren else "")
+        tenant, created = await services.start_import(db_session, data)
+        if created:  # the platform's chain: the commune's own is restored verbatim before anything is added
+            await record_detached(
+                state.db_engine,
+                None,
+                actor=request.user.subject,
+                action="tenant.import_started",
+                target=tenant.key,
+                outcome="success",
+                details={"tenant_id": tenant.id, "bundle_sha256": data.bundle_sha256},
+            )
+        return Response(
+            ImportOut(tenant=TenantOut.of(tenant), created=created),
+            status_code=HTTP_201_CREATED if created else HTTP_200_OK,
+        )
+
+    @post("/{ref:str}/import/completion", status_code=HTTP_200_OK, dependencies=ADMINISTERED)
+    async def complete(
+        self,
+        tenant: NamedDependency[Tenant],
+        data: JSONBody[ImportCompletionIn],
+        request: Request[Principal, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        keycloak: NamedDependency[KeycloakAdmin],
+        workflow: NamedDependency[OnboardingWorkflow],
+    ) -> ImportCompletionOut:
+        """Once its rows and audit chain are restored: its organization and members back, the commune active."""
+        organization_id, members, skipped = await services.complete_import(
+            db_session, workflow.session_maker, keycloak, tenant, data, request.user.subject
+        )
+        return ImportCompletionOut(
+            tenant=TenantOut.of(tenant), organization_id=organization_id, members=members, skipped_members=skipped
         )

@@ -8,6 +8,18 @@ legal retention period after the tenant leaves.
 from __future__ import annotations
 
 RETAINED_TABLES = frozenset({"audit_entries", "audit_heads"})
+#: The hash chain an import restores verbatim (``bundle.restore_audit_chain``), never row by row.
+AUDIT_TABLE = "audit_entries"
+#: Rows an import restores revoked (column set to the import's time): a service account's
+#: secret is never exported and its Keycloak client is gone, so a device needs a new one.
+RESTORED_REVOKED = {("identity", "service_accounts"): "revoked_at"}
+
+#: The columns an INSERT may name: not generated, not dropped.
+INSERTABLE_COLUMNS_SQL = """
+SELECT a.attname::text AS name FROM pg_attribute a
+WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+ORDER BY a.attnum
+"""
 
 #: One row per tenant-owned table of a schema: name, primary key in order, readable by the caller.
 TENANT_TABLES_SQL = """

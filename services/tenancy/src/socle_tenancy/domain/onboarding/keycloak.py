@@ -224,28 +224,45 @@ class KeycloakAdmin:
         A new account also has to enrol a one-time password before its first login (every admin
         role requires one): the invitation's link walks through it after the password.
         """
+        user, _ = await self.ensure_user(email, otp=True)
+        await self.grant_realm_roles(str(user["id"]), [realm_role])
+        return user
+
+    async def ensure_user(
+        self, email: str, *, first_name: str | None = None, last_name: str | None = None, otp: bool = False
+    ) -> tuple[dict[str, Any], bool]:
+        """The user with this email, or a new one without password (required actions pending); True if new.
+
+        ``otp``: the account must also enrol a one-time password (an admin role requires one).
+        """
         response = await self._request("GET", "/users", params={"email": email, "exact": "true"})
         users = [u for u in response.json() if str(u.get("email", "")).lower() == email.lower()]
         if users:
-            user = dict(users[0])
-        else:
-            created = await self._request(
-                "POST",
-                "/users",
-                json={
-                    "username": email,
-                    "email": email,
-                    "enabled": True,
-                    "emailVerified": False,
-                    "requiredActions": ["VERIFY_EMAIL", "UPDATE_PASSWORD", "CONFIGURE_TOTP"],
-                },
-            )
-            user_id = location_id(created)
-            user = dict((await self._request("GET", f"/users/{quote(user_id)}")).json())
-            log.info("keycloak_user_invited", user_id=user_id)
-        role = (await self._request("GET", f"/roles/{quote(realm_role)}")).json()
-        await self._request("POST", f"/users/{quote(str(user['id']))}/role-mappings/realm", json=[role])
-        return user
+            return dict(users[0]), False
+        names = {k: v for k, v in (("firstName", first_name), ("lastName", last_name)) if v}
+        created = await self._request(
+            "POST",
+            "/users",
+            json={
+                "username": email,
+                "email": email,
+                "enabled": True,
+                "emailVerified": False,
+                "requiredActions": ["VERIFY_EMAIL", "UPDATE_PASSWORD", *(["CONFIGURE_TOTP"] if otp else [])],
+                **names,
+            },
+        )
+        user_id = location_id(created)
+        log.info("keycloak_user_invited", user_id=user_id)
+        return dict((await self._request("GET", f"/users/{quote(user_id)}")).json()), True
+
+    async def grant_realm_roles(self, user_id: str, roles: list[str]) -> None:
+        reps = [(await self._request("GET", f"/roles/{quote(role)}")).json() for role in roles]
+        await self._request("POST", f"/users/{quote(user_id)}/role-mappings/realm", json=reps)
+
+    async def realm_roles(self, user_id: str) -> list[str]:
+        mappings = (await self._request("GET", f"/users/{quote(user_id)}/role-mappings/realm")).json()
+        return sorted(str(r["name"]) for r in mappings)
 
     async def ensure_member(self, organization_id: str, user_id: str) -> None:
         """Add the user to the organization; already being a member is fine."""

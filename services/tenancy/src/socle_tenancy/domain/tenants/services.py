@@ -29,7 +29,8 @@ TRANSITIONS: dict[TenantStatus, frozenset[TenantStatus]] = {
     TenantStatus.active: frozenset({TenantStatus.suspended, TenantStatus.offboarding}),
     TenantStatus.suspended: frozenset({TenantStatus.active, TenantStatus.offboarding}),
     TenantStatus.offboarding: frozenset({TenantStatus.deleted}),
-    TenantStatus.deleted: frozenset(),
+    TenantStatus.deleted: frozenset({TenantStatus.importing}),
+    TenantStatus.importing: frozenset({TenantStatus.active}),
 }
 
 _DATE_COLUMN = {
@@ -185,7 +186,8 @@ def change_status(tenant: Tenant, target: TenantStatus, reason: str | None, now:
     tenant.status_reason = reason
     tenant.status_changed_at = now
     tenant.updated_at = now
-    setattr(tenant, _DATE_COLUMN[target], now)
+    if target in _DATE_COLUMN:
+        setattr(tenant, _DATE_COLUMN[target], now)
 
 
 async def suspend_or_reactivate(
