@@ -139,6 +139,37 @@ async def test_an_id_token_is_not_an_access_token(identity, forging_key, keycloa
     assert "audience" in body["detail"] or "not an access token" in body["detail"]
 
 
+@pytest.mark.parametrize("audience", [{"socle-api": True}, {"aud": "socle-api"}, ["socle-api", 7], 42])
+async def test_an_audience_that_is_neither_a_string_nor_a_list_of_strings(
+    identity,
+    forging_key,  # noqa: F811
+    keycloak,
+    audience,
+) -> None:
+    body = await refused(identity, forging_key.sign(claims_for(keycloak.issuer, audience=audience)), "(aud)")
+    assert body["detail"] == "l'audience du jeton (aud) doit être une chaîne ou une liste de chaînes"
+
+
+async def test_a_token_without_typ(identity, forging_key, keycloak) -> None:  # noqa: F811
+    claims = claims_for(keycloak.issuer)
+    del claims["typ"]
+    await refused(identity, forging_key.sign(claims), "pas de type (typ)")
+
+
+async def test_a_token_without_iat_or_valid_for_years(identity, forging_key, keycloak) -> None:  # noqa: F811
+    now = int(time.time())
+    claims = claims_for(keycloak.issuer)
+    del claims["iat"]
+    await refused(identity, forging_key.sign(claims), "pas de date d'émission (iat)")
+    decade = claims_for(keycloak.issuer, iat=now, exp=now + 10 * 365 * 86_400)
+    body = await refused(identity, forging_key.sign(decade), "dépasse le maximum accepté (3600 s)")
+    assert f"({10 * 365 * 86_400} s entre iat et exp)" in body["detail"]
+    for flag in (True, "1700000000"):  # a boolean or a string is no time
+        await refused(identity, forging_key.sign(claims_for(keycloak.issuer, iat=flag)), "(iat)")
+    hour = await identity.get("/v1/me", headers=bearer(forging_key.sign(claims_for(keycloak.issuer, exp=now + 3600))))
+    assert hour.status_code == 200, hour.text
+
+
 async def test_a_tampered_real_token(identity, kc_admin) -> None:
     real = kc_admin.token(kc_admin.create_client(organization=("commune-35238", uuid.uuid4())))["access_token"]
     head, _, signature = real.split(".")

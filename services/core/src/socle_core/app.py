@@ -98,6 +98,7 @@ def _infrastructure(settings: ServiceSettings) -> Lifespan:
             settings.oidc_audience,
             algorithms=settings.oidc_algorithms,
             leeway_seconds=settings.oidc_leeway_seconds,
+            max_lifetime_seconds=settings.oidc_max_token_lifetime_seconds,
             jwks_cache_seconds=settings.oidc_jwks_cache_seconds,
             timeout_seconds=settings.oidc_http_timeout_seconds,
         )
