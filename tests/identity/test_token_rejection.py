@@ -28,7 +28,7 @@ from tests.core.test_app import assert_problem
 from tests.core.test_audit import _chain as audit_chain
 from tests.core.test_auth import forging_key  # noqa: F401  (session fixture: a key the realm publishes)
 from tests.support.apps import settings_kwargs
-from tests.support.fixtures import new_tenant
+from tests.support.fixtures import new_tenant, registered_commune
 from tests.support.tokens import SigningKey, b64, claims_for, unsigned, unverified_claims
 
 #: The deployment's EPCI in the shared test database (the demo declaration, as the tenancy tests use).
@@ -170,6 +170,33 @@ async def test_a_token_without_iat_or_valid_for_years(identity, forging_key, key
     assert hour.status_code == 200, hour.text
 
 
+async def test_an_organization_alias_and_a_tenant_id_of_different_tenants(
+    identity,
+    forging_key,  # noqa: F811
+    keycloak,
+    kc_admin,
+    database,
+) -> None:
+    """The claim's alias and tenant id must be one tenant of the registry, whoever signed the token."""
+    a, b = await registered_commune(database), await registered_commune(database)
+
+    def signed(alias: str, tenant: uuid.UUID) -> str:
+        return forging_key.sign(claims_for(keycloak.issuer, organization={alias: {"tenant_id": [str(tenant)]}}))
+
+    for alias, tenant in ((a.alias, b.id), (a.alias, uuid.uuid4()), (new_tenant().alias, a.id)):
+        body = await refused(identity, signed(alias, tenant), "ne désignent pas le même tenant du registre")
+        assert body["detail"] == (
+            f"l'organisation {alias!r} et le tenant_id {tenant} du jeton ne désignent pas le même tenant du registre"
+        )
+    # A service account whose hardcoded claim mixes two tenants, issued by the realm itself.
+    mixed = kc_admin.token(kc_admin.create_client(organization=(b.alias, a.id), roles=("commune-admin",)))
+    await refused(identity, mixed["access_token"], "ne désignent pas le même tenant du registre")
+    for alias, tenant in ((a.alias, a.id), (new_tenant().alias, uuid.uuid4())):  # agreeing, or unknown to the registry
+        response = await identity.get("/v1/me", headers=bearer(signed(alias, tenant)))
+        assert response.status_code == 200, response.text
+        assert (response.json()["organization"], response.json()["tenant_id"]) == (alias, str(tenant))
+
+
 async def test_a_tampered_real_token(identity, kc_admin) -> None:
     real = kc_admin.token(kc_admin.create_client(organization=("commune-35238", uuid.uuid4())))["access_token"]
     head, _, signature = real.split(".")
@@ -215,7 +242,7 @@ async def test_tenant_b_in_the_path_of_tenancy(clean_socle_env, database, keyclo
         tenant_b = epci.json()["tenant"]
         agent_a = bearer(
             kc_admin.token(
-                kc_admin.create_client(roles=("commune-agent",), organization=("commune-30321", uuid.uuid4()))
+                kc_admin.create_client(roles=("commune-agent",), organization=(new_tenant().alias, uuid.uuid4()))
             )["access_token"]
         )
         for ref in (tenant_b["id"], tenant_b["key"]):

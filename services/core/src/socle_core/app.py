@@ -32,6 +32,7 @@ from socle_core.auth import (
     tenant_guard_middleware,
 )
 from socle_core.db import close_abandoned_sessions, create_engine, create_session_maker, provide_db_session
+from socle_core.directory import TenantBindings
 from socle_core.errors import exception_handlers
 from socle_core.health import DEFAULT_CHECKS, ReadinessCheck, live, ready
 from socle_core.logging import configure_logging
@@ -101,6 +102,7 @@ def _infrastructure(settings: ServiceSettings) -> Lifespan:
             max_lifetime_seconds=settings.oidc_max_token_lifetime_seconds,
             jwks_cache_seconds=settings.oidc_jwks_cache_seconds,
             timeout_seconds=settings.oidc_http_timeout_seconds,
+            bindings=TenantBindings(engine),
         )
         app.state.db_engine = engine
         app.state.db_session_maker = create_session_maker(engine)

@@ -4,8 +4,10 @@ Verification is deliberately strict and explicit rather than left to a library's
 the algorithm comes from an allow-list of asymmetric algorithms (never ``none``, never an
 HMAC keyed with a public key); keys come only from the realm's JWKS (never from ``jku``,
 ``x5u`` or an embedded ``jwk``); an unknown ``kid`` triggers at most one JWKS refresh;
-issuer, audience, expiry and not-before are checked with a small leeway; and an ID token
-is not accepted where an access token is expected.
+issuer, audience, expiry, issue time and not-before are checked with a small leeway, and
+the lifetime is bounded; an ID token is not accepted where an access token is expected; and
+the ``organization`` claim's alias and tenant id must name the same tenant of the registry
+(``socle_core.directory``, ADR 0009).
 
 This module is the only producer of ``TenantId``: from the token's ``organization`` claim,
 which must name exactly one tenant for tenant-scoped work. It also refuses a request that
@@ -37,6 +39,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import AbstractAuthenticationMiddleware, ASGIMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from socle_core.directory import TenantBindings
 from socle_core.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated
 from socle_core.tenant import TenantId, _issue
 
@@ -75,12 +78,14 @@ class TokenVerifier:
         min_refresh_interval_seconds: float = 10.0,
         http_client: httpx.AsyncClient | None = None,
         timeout_seconds: float = 5.0,
+        bindings: TenantBindings | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.algorithms = frozenset(algorithms)
         self.leeway = leeway_seconds
         self.max_lifetime = max_lifetime_seconds
+        self.bindings = bindings
         self.jwks_cache_seconds = jwks_cache_seconds
         self.min_refresh_interval = min_refresh_interval_seconds
         self._http = http_client or httpx.AsyncClient(timeout=timeout_seconds)
@@ -160,11 +165,27 @@ class TokenVerifier:
             raise InvalidToken("token signature is invalid") from exc
         claims = dict(decoded.claims)
         self._check_claims(claims)
+        await self._check_tenant_binding(claims)
         return claims
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         self._check_issuer_and_audience(claims)
         self._check_type_and_lifetime(claims)
+
+    async def _check_tenant_binding(self, claims: Mapping[str, Any]) -> None:
+        """The organization alias and the tenant id of the claim must be one tenant of the registry.
+
+        Otherwise checks by alias (the Keycloak organization, the EPCI's key) and checks by
+        id (row-level security) would each see a different tenant in one token.
+        """
+        if self.bindings is None:
+            return
+        aliases, tenant = _organizations(claims.get("organization"))
+        if tenant is not None and not await self.bindings.agree(aliases[0], tenant.uuid):
+            raise InvalidToken(
+                f"l'organisation {aliases[0]!r} et le tenant_id {tenant.uuid} du jeton "
+                "ne désignent pas le même tenant du registre"
+            )
 
     def _check_issuer_and_audience(self, claims: dict[str, Any]) -> None:
         if claims.get("iss") != self.issuer:
