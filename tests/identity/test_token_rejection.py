@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
@@ -24,6 +25,7 @@ from socle_core.auth import CrossTenantAttempt
 from socle_devstack.stack import REPO_ROOT
 from socle_tenancy.app import create_app as create_tenancy
 from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.isolation.services import dsn
 from tests.core.test_app import assert_problem
 from tests.core.test_audit import _chain as audit_chain
 from tests.core.test_auth import forging_key  # noqa: F401  (session fixture: a key the realm publishes)
@@ -258,7 +260,7 @@ async def test_tenant_b_in_the_path_of_tenancy(clean_socle_env, database, keyclo
         own = await tenancy.get(f"/v1/tenants/{tenant_b['id']}", headers=agent_b)
         assert own.status_code == 200, own.text
         assert own.json()["tenant"]["id"] == tenant_b["id"]
-    assert [(a.where, a.named) for a in attempts] == [("path", tenant_b["id"])] * 2
+    assert [(a.where, a.named) for a in attempts] == [("path", tenant_b["id"]), ("path", tenant_b["key"])]
 
 
 async def test_tenant_b_in_the_header(identity, kc_admin, attempts) -> None:
@@ -335,3 +337,52 @@ async def test_refused_attempts_are_in_the_callers_audit_chain(identity, kc_admi
         (str(tenant_b.id), "refused", "body.tenant_id"),
     ]
     assert not [e for e in await audit_chain(database, tenant_b.id) if e["action"] == "cross_tenant.refused"]
+
+
+async def test_a_flood_of_refusals_is_counted_in_a_few_entries_none_lost(
+    identity, kc_admin, database, clean_socle_env, keycloak
+) -> None:
+    """Hundreds of refusals in seconds: one entry per caller, kind and window; the rest counted in a summary."""
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+    admin_a = admin_of(kc_admin, tenant_a)
+    header = {**admin_a, "X-Socle-Tenant": str(tenant_b.id)}
+    for _ in range(300):
+        assert (await identity.get("/v1/me", headers=header)).status_code == 404
+    for _ in range(40):
+        body = {"name": "x", "access": "write", "tenant_id": str(tenant_b.id)}
+        assert (await identity.post("/v1/service-accounts", json=body, headers=admin_a)).status_code == 404
+
+    def refusals(entries) -> list[tuple[str, int]]:
+        return [
+            (
+                json.loads(e["details"]).get("kind") or json.loads(e["details"])["where"],
+                json.loads(e["details"]).get("suppressed", 0),
+            )
+            for e in entries
+            if e["action"] == "cross_tenant.refused"
+        ]
+
+    assert refusals(await audit_chain(database, tenant_a.id)) == [("header", 0), ("body.tenant_id", 0)]
+
+    # The windows end (aged here instead of waiting a minute): the next refusal writes the header summary,
+    # the next read of the chain writes the body one. Every refusal is accounted for.
+    owner = await asyncpg.connect(dsn(database.url("tenancy", "owner")))
+    try:
+        aged = await owner.execute(
+            "UPDATE tenancy.audit_refusal_windows SET opened_at = opened_at - interval '2 minutes' WHERE chain_id = $1",
+            tenant_a.id,
+        )
+    finally:
+        await owner.close()
+    assert aged == "UPDATE 2"
+    assert (await identity.get("/v1/me", headers=header)).status_code == 404
+    settings = TenancySettings(**settings_kwargs("tenancy", database, keycloak))
+    async with AsyncTestClient(create_tenancy(settings)) as tenancy:
+        page = await tenancy.get("/v1/audit/entries", params={"action": "cross_tenant"}, headers=admin_a)
+    assert page.status_code == 200, page.text
+    summaries = {e["details"]["kind"]: e for e in page.json()["items"] if "suppressed" in e["details"]}
+    assert {kind: e["details"]["suppressed"] for kind, e in summaries.items()} == {"header": 299, "body.tenant_id": 39}
+    assert summaries["header"]["target"] == str(tenant_b.id)
+    chain = refusals(await audit_chain(database, tenant_a.id))
+    assert chain == [("header", 0), ("body.tenant_id", 0), ("header", 299), ("header", 0), ("body.tenant_id", 39)]
+    assert sum(suppressed or 1 for _, suppressed in chain) == 300 + 40 + 1  # a summary counts its suppressed only
