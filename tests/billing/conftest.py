@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from socle_billing.app import create_app
 from socle_billing.config import BillingSettings
 from tests.support.apps import settings_kwargs
+from tests.support.fixtures import registered_commune
 from tests.support.keycloak_admin import ClientCredentials
 
 
@@ -44,6 +44,7 @@ def auditor(kc_admin) -> dict[str, str]:
     return bearer(kc_admin, ("auditor",))
 
 
-def corsican_commune() -> tuple[uuid.UUID, str]:
-    """A tenant id and a valid commune key no tenancy test onboards (Corse-du-Sud / Haute-Corse codes)."""
-    return uuid.uuid4(), f"commune-2{random.choice('AB')}{random.randint(0, 999):03d}"
+async def commune_of_registry(database: Any) -> tuple[uuid.UUID, str]:
+    """Id and key of a commune of the registry no tenancy test onboards (billing opens accounts only there)."""
+    tenant = await registered_commune(database)
+    return tenant.id, tenant.alias

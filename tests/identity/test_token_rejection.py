@@ -15,6 +15,7 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
@@ -24,11 +25,12 @@ from socle_core.auth import CrossTenantAttempt
 from socle_devstack.stack import REPO_ROOT
 from socle_tenancy.app import create_app as create_tenancy
 from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.isolation.services import dsn
 from tests.core.test_app import assert_problem
 from tests.core.test_audit import _chain as audit_chain
 from tests.core.test_auth import forging_key  # noqa: F401  (session fixture: a key the realm publishes)
 from tests.support.apps import settings_kwargs
-from tests.support.fixtures import new_tenant
+from tests.support.fixtures import new_tenant, registered_commune
 from tests.support.tokens import SigningKey, b64, claims_for, unsigned, unverified_claims
 
 #: The deployment's EPCI in the shared test database (the demo declaration, as the tenancy tests use).
@@ -139,6 +141,64 @@ async def test_an_id_token_is_not_an_access_token(identity, forging_key, keycloa
     assert "audience" in body["detail"] or "not an access token" in body["detail"]
 
 
+@pytest.mark.parametrize("audience", [{"socle-api": True}, {"aud": "socle-api"}, ["socle-api", 7], 42])
+async def test_an_audience_that_is_neither_a_string_nor_a_list_of_strings(
+    identity,
+    forging_key,  # noqa: F811
+    keycloak,
+    audience,
+) -> None:
+    body = await refused(identity, forging_key.sign(claims_for(keycloak.issuer, audience=audience)), "(aud)")
+    assert body["detail"] == "l'audience du jeton (aud) doit être une chaîne ou une liste de chaînes"
+
+
+async def test_a_token_without_typ(identity, forging_key, keycloak) -> None:  # noqa: F811
+    claims = claims_for(keycloak.issuer)
+    del claims["typ"]
+    await refused(identity, forging_key.sign(claims), "pas de type (typ)")
+
+
+async def test_a_token_without_iat_or_valid_for_years(identity, forging_key, keycloak) -> None:  # noqa: F811
+    now = int(time.time())
+    claims = claims_for(keycloak.issuer)
+    del claims["iat"]
+    await refused(identity, forging_key.sign(claims), "pas de date d'émission (iat)")
+    decade = claims_for(keycloak.issuer, iat=now, exp=now + 10 * 365 * 86_400)
+    body = await refused(identity, forging_key.sign(decade), "dépasse le maximum accepté (3600 s)")
+    assert f"({10 * 365 * 86_400} s entre iat et exp)" in body["detail"]
+    for flag in (True, "1700000000"):  # a boolean or a string is no time
+        await refused(identity, forging_key.sign(claims_for(keycloak.issuer, iat=flag)), "(iat)")
+    hour = await identity.get("/v1/me", headers=bearer(forging_key.sign(claims_for(keycloak.issuer, exp=now + 3600))))
+    assert hour.status_code == 200, hour.text
+
+
+async def test_an_organization_alias_and_a_tenant_id_of_different_tenants(
+    identity,
+    forging_key,  # noqa: F811
+    keycloak,
+    kc_admin,
+    database,
+) -> None:
+    """The claim's alias and tenant id must be one tenant of the registry, whoever signed the token."""
+    a, b = await registered_commune(database), await registered_commune(database)
+
+    def signed(alias: str, tenant: uuid.UUID) -> str:
+        return forging_key.sign(claims_for(keycloak.issuer, organization={alias: {"tenant_id": [str(tenant)]}}))
+
+    for alias, tenant in ((a.alias, b.id), (a.alias, uuid.uuid4()), (new_tenant().alias, a.id)):
+        body = await refused(identity, signed(alias, tenant), "ne désignent pas le même tenant du registre")
+        assert body["detail"] == (
+            f"l'organisation {alias!r} et le tenant_id {tenant} du jeton ne désignent pas le même tenant du registre"
+        )
+    # A service account whose hardcoded claim mixes two tenants, issued by the realm itself.
+    mixed = kc_admin.token(kc_admin.create_client(organization=(b.alias, a.id), roles=("commune-admin",)))
+    await refused(identity, mixed["access_token"], "ne désignent pas le même tenant du registre")
+    for alias, tenant in ((a.alias, a.id), (new_tenant().alias, uuid.uuid4())):  # agreeing, or unknown to the registry
+        response = await identity.get("/v1/me", headers=bearer(signed(alias, tenant)))
+        assert response.status_code == 200, response.text
+        assert (response.json()["organization"], response.json()["tenant_id"]) == (alias, str(tenant))
+
+
 async def test_a_tampered_real_token(identity, kc_admin) -> None:
     real = kc_admin.token(kc_admin.create_client(organization=("commune-35238", uuid.uuid4())))["access_token"]
     head, _, signature = real.split(".")
@@ -184,7 +244,7 @@ async def test_tenant_b_in_the_path_of_tenancy(clean_socle_env, database, keyclo
         tenant_b = epci.json()["tenant"]
         agent_a = bearer(
             kc_admin.token(
-                kc_admin.create_client(roles=("commune-agent",), organization=("commune-30321", uuid.uuid4()))
+                kc_admin.create_client(roles=("commune-agent",), organization=(new_tenant().alias, uuid.uuid4()))
             )["access_token"]
         )
         for ref in (tenant_b["id"], tenant_b["key"]):
@@ -200,7 +260,7 @@ async def test_tenant_b_in_the_path_of_tenancy(clean_socle_env, database, keyclo
         own = await tenancy.get(f"/v1/tenants/{tenant_b['id']}", headers=agent_b)
         assert own.status_code == 200, own.text
         assert own.json()["tenant"]["id"] == tenant_b["id"]
-    assert [(a.where, a.named) for a in attempts] == [("path", tenant_b["id"])] * 2
+    assert [(a.where, a.named) for a in attempts] == [("path", tenant_b["id"]), ("path", tenant_b["key"])]
 
 
 async def test_tenant_b_in_the_header(identity, kc_admin, attempts) -> None:
@@ -277,3 +337,52 @@ async def test_refused_attempts_are_in_the_callers_audit_chain(identity, kc_admi
         (str(tenant_b.id), "refused", "body.tenant_id"),
     ]
     assert not [e for e in await audit_chain(database, tenant_b.id) if e["action"] == "cross_tenant.refused"]
+
+
+async def test_a_flood_of_refusals_is_counted_in_a_few_entries_none_lost(
+    identity, kc_admin, database, clean_socle_env, keycloak
+) -> None:
+    """Hundreds of refusals in seconds: one entry per caller, kind and window; the rest counted in a summary."""
+    tenant_a, tenant_b = new_tenant(), new_tenant()
+    admin_a = admin_of(kc_admin, tenant_a)
+    header = {**admin_a, "X-Socle-Tenant": str(tenant_b.id)}
+    for _ in range(300):
+        assert (await identity.get("/v1/me", headers=header)).status_code == 404
+    for _ in range(40):
+        body = {"name": "x", "access": "write", "tenant_id": str(tenant_b.id)}
+        assert (await identity.post("/v1/service-accounts", json=body, headers=admin_a)).status_code == 404
+
+    def refusals(entries) -> list[tuple[str, int]]:
+        return [
+            (
+                json.loads(e["details"]).get("kind") or json.loads(e["details"])["where"],
+                json.loads(e["details"]).get("suppressed", 0),
+            )
+            for e in entries
+            if e["action"] == "cross_tenant.refused"
+        ]
+
+    assert refusals(await audit_chain(database, tenant_a.id)) == [("header", 0), ("body.tenant_id", 0)]
+
+    # The windows end (aged here instead of waiting a minute): the next refusal writes the header summary,
+    # the next read of the chain writes the body one. Every refusal is accounted for.
+    owner = await asyncpg.connect(dsn(database.url("tenancy", "owner")))
+    try:
+        aged = await owner.execute(
+            "UPDATE tenancy.audit_refusal_windows SET opened_at = opened_at - interval '2 minutes' WHERE chain_id = $1",
+            tenant_a.id,
+        )
+    finally:
+        await owner.close()
+    assert aged == "UPDATE 2"
+    assert (await identity.get("/v1/me", headers=header)).status_code == 404
+    settings = TenancySettings(**settings_kwargs("tenancy", database, keycloak))
+    async with AsyncTestClient(create_tenancy(settings)) as tenancy:
+        page = await tenancy.get("/v1/audit/entries", params={"action": "cross_tenant"}, headers=admin_a)
+    assert page.status_code == 200, page.text
+    summaries = {e["details"]["kind"]: e for e in page.json()["items"] if "suppressed" in e["details"]}
+    assert {kind: e["details"]["suppressed"] for kind, e in summaries.items()} == {"header": 299, "body.tenant_id": 39}
+    assert summaries["header"]["target"] == str(tenant_b.id)
+    chain = refusals(await audit_chain(database, tenant_a.id))
+    assert chain == [("header", 0), ("body.tenant_id", 0), ("header", 299), ("header", 0), ("body.tenant_id", 39)]
+    assert sum(suppressed or 1 for _, suppressed in chain) == 300 + 40 + 1  # a summary counts its suppressed only

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -29,6 +31,34 @@ class TestTenant:
 
 def new_tenant(prefix: str = "commune") -> TestTenant:
     return TestTenant(f"{prefix}-{uuid.uuid4().hex[:8]}", uuid.uuid4())
+
+
+async def registered_commune(database: Database, status: str = "active") -> TestTenant:
+    """A commune row of the tenant registry (inserted as tenancy's owner), for services that check it exists.
+
+    Its key is ``commune-9<A|B><nnn>``, of a department that does not exist: no test onboards it,
+    and it sorts after every real commune (the isolation report samples the registry by key).
+    Its parent is itself: it is no member of the deployment's EPCI.
+    """
+    connection = await asyncpg.connect(database.url("tenancy", "owner").replace("+asyncpg", "", 1))
+    try:
+        while True:
+            tenant_id, code = uuid.uuid4(), f"9{random.choice('AB')}{random.randrange(1000):03d}"
+            try:
+                await connection.execute(
+                    "INSERT INTO tenancy.tenants (id, kind, key, name, insee_code, parent_id, status) "
+                    "VALUES ($1, 'commune', $2, $3, $4, $1, $5)",
+                    tenant_id,
+                    f"commune-{code}",
+                    f"Commune d'essai {code}",
+                    code,
+                    status,
+                )
+            except asyncpg.UniqueViolationError:  # that code is taken already: draw another
+                continue
+            return TestTenant(f"commune-{code}", tenant_id)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def operator(kc_admin) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def agent(kc_admin) -> dict[str, str]:
     """Headers of a commune agent: may not onboard anything."""
-    return _bearer(kc_admin, ("commune-agent",), ("commune-30321", uuid.uuid4()))
+    return _bearer(kc_admin, ("commune-agent",), (f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4()))
 
 
 @pytest.fixture(scope="session")

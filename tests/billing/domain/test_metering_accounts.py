@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 
+from socle_tenancy.app import create_app as create_tenancy
+from socle_tenancy.config import TenancySettings
 from socle_tenancy.domain.isolation.services import dsn
-from tests.billing.conftest import bearer, corsican_commune
-from tests.tenancy.conftest import assert_problem
+from tests.billing.conftest import bearer, commune_of_registry
+from tests.support.apps import settings_kwargs
+from tests.support.fixtures import registered_commune
+from tests.tenancy.conftest import DEMO_SIREN, assert_problem
 
 
 async def rows_in_context(database, sql: str, tenant: uuid.UUID | None, *args: object) -> list[asyncpg.Record]:
@@ -36,7 +40,7 @@ async def audit_actions(database, tenant: uuid.UUID) -> list[str]:
 
 
 async def test_the_platform_opens_an_account_once_and_gets_the_same_back(billing, platform, database) -> None:
-    tenant_id, key = corsican_commune()
+    tenant_id, key = await commune_of_registry(database)
     first = await billing.put(
         f"/v1/metering-accounts/{tenant_id}", json={"tenant_key": key, "kind": "commune"}, headers=platform
     )
@@ -61,17 +65,20 @@ async def test_the_platform_opens_an_account_once_and_gets_the_same_back(billing
     assert (await audit_actions(database, tenant_id)).count("billing.metering_account_opened") == 1
 
 
-async def test_an_operator_may_open_an_epci_account(billing, operator) -> None:
-    tenant_id, siren = uuid.uuid4(), str(random.randint(200_000_000, 299_999_999))
+async def test_an_operator_may_open_an_epci_account(billing, operator, database, keycloak) -> None:
+    async with AsyncTestClient(create_tenancy(TenancySettings(**settings_kwargs("tenancy", database, keycloak)))) as t:
+        registered = await t.post("/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator)
+    assert registered.status_code in (200, 201), registered.text
+    epci = registered.json()["tenant"]
     response = await billing.put(
-        f"/v1/metering-accounts/{tenant_id}", json={"tenant_key": f"epci-{siren}", "kind": "epci"}, headers=operator
+        f"/v1/metering-accounts/{epci['id']}", json={"tenant_key": epci["key"], "kind": "epci"}, headers=operator
     )
-    assert response.status_code == 201, response.text
-    assert response.json()["kind"] == "epci"
+    assert response.status_code in (200, 201), response.text  # 200 when the EPCI's onboarding opened it already
+    assert (response.json()["tenant_key"], response.json()["kind"]) == (epci["key"], "epci")
 
 
 async def test_conflicting_openings_change_nothing(billing, platform, database) -> None:
-    tenant_id, key = corsican_commune()
+    tenant_id, key = await commune_of_registry(database)
     url = f"/v1/metering-accounts/{tenant_id}"
     opened = await billing.put(url, json={"tenant_key": key, "kind": "commune"}, headers=platform)
     assert opened.status_code == 201, opened.text
@@ -81,15 +88,39 @@ async def test_conflicting_openings_change_nothing(billing, platform, database) 
     )
     assert key in moved["detail"]
     assert moved["current_tenant_key"] == key
+    # Another tenant of the registry cannot take this key: the registry gives it its own.
+    other_id, other_own_key = await commune_of_registry(database)
     taken = assert_problem(
         await billing.put(
-            f"/v1/metering-accounts/{uuid.uuid4()}", json={"tenant_key": key, "kind": "commune"}, headers=platform
+            f"/v1/metering-accounts/{other_id}", json={"tenant_key": key, "kind": "commune"}, headers=platform
         ),
-        409,
-        "conflict",
+        422,
+        "validation-error",
     )
-    assert "another tenant" in taken["detail"]
+    assert taken["detail"] == f"le tenant {other_id} a la clé {other_own_key} dans le registre, pas {key}"
+    assert [e["field"] for e in taken["errors"]] == ["body.tenant_key"]
     assert (await billing.get(url, headers=platform)).json()["tenant_key"] == key
+    assert_problem(await billing.get(f"/v1/metering-accounts/{other_id}", headers=platform), 404, "not-found")
+
+
+async def test_no_account_opens_for_a_tenant_the_registry_does_not_hold(billing, platform, operator, database) -> None:
+    """A tenant id that names nobody, or a deleted tenant: 404, no account, no directory entry, no audit entry."""
+    deleted = await registered_commune(database, status="deleted")
+    for tenant_id, key in ((uuid.uuid4(), "commune-9B999"), (deleted.id, deleted.alias)):
+        for headers in (platform, operator):
+            refused = assert_problem(
+                await billing.put(
+                    f"/v1/metering-accounts/{tenant_id}", json={"tenant_key": key, "kind": "commune"}, headers=headers
+                ),
+                404,
+                "not-found",
+            )
+            assert refused["detail"].startswith(f"aucun tenant {tenant_id} dans le registre")
+            assert refused["tenant_id"] == str(tenant_id)
+        assert_problem(await billing.get(f"/v1/metering-accounts/{tenant_id}", headers=platform), 404, "not-found")
+        directory = "SELECT 1 FROM billing.metering_account_directory WHERE account_of = $1"
+        assert await rows_in_context(database, directory, None, tenant_id) == []
+        assert "billing.metering_account_opened" not in await audit_actions(database, tenant_id)
 
 
 @pytest.mark.parametrize(
@@ -110,8 +141,8 @@ async def test_bad_input_is_a_422_naming_the_field_and_opens_nothing(billing, pl
     assert_problem(await billing.get(f"/v1/metering-accounts/{tenant_id}", headers=platform), 404, "not-found")
 
 
-async def test_a_commune_may_not_open_accounts(billing, kc_admin) -> None:
-    tenant_id, key = corsican_commune()
+async def test_a_commune_may_not_open_accounts(billing, kc_admin, database) -> None:
+    tenant_id, key = await commune_of_registry(database)
     admin = bearer(kc_admin, ("commune-admin",), (key, tenant_id))
     problem = assert_problem(
         await billing.put(
@@ -123,9 +154,11 @@ async def test_a_commune_may_not_open_accounts(billing, kc_admin) -> None:
     assert "operator" in problem["detail"]
 
 
-async def test_a_tenant_reads_its_own_account_and_another_tenants_is_a_404(billing, platform, kc_admin) -> None:
-    tenant_a, key_a = corsican_commune()
-    tenant_b, key_b = corsican_commune()
+async def test_a_tenant_reads_its_own_account_and_another_tenants_is_a_404(
+    billing, platform, kc_admin, database
+) -> None:
+    tenant_a, key_a = await commune_of_registry(database)
+    tenant_b, key_b = await commune_of_registry(database)
     for tenant, key in ((tenant_a, key_a), (tenant_b, key_b)):
         opened = await billing.put(
             f"/v1/metering-accounts/{tenant}", json={"tenant_key": key, "kind": "commune"}, headers=platform
@@ -143,10 +176,12 @@ async def test_a_tenant_reads_its_own_account_and_another_tenants_is_a_404(billi
     assert_problem(await billing.get("/v1/metering-accounts", headers=admin_a), 403, "forbidden")
 
 
-async def test_platform_roles_read_any_account_and_page_through_all(billing, platform, operator, auditor) -> None:
+async def test_platform_roles_read_any_account_and_page_through_all(
+    billing, platform, operator, auditor, database
+) -> None:
     opened = []
     for _ in range(3):
-        tenant, key = corsican_commune()
+        tenant, key = await commune_of_registry(database)
         response = await billing.put(
             f"/v1/metering-accounts/{tenant}", json={"tenant_key": key, "kind": "commune"}, headers=platform
         )
@@ -178,7 +213,7 @@ async def test_a_deleted_account_leaves_the_directory_so_the_listing_stays_exact
     billing, platform, operator, database
 ) -> None:
     """Offboarding deletes the account in its tenant's context: the directory entry goes with it."""
-    tenant_id, key = corsican_commune()
+    tenant_id, key = await commune_of_registry(database)
     opened = await billing.put(
         f"/v1/metering-accounts/{tenant_id}", json={"tenant_key": key, "kind": "commune"}, headers=platform
     )

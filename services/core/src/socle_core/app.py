@@ -23,7 +23,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ControllerRouterHandler, Scope
 
-from socle_core.audit import record_detached
+from socle_core.audit import record_refusal
 from socle_core.auth import (
     PUBLIC_PATHS,
     CrossTenantRefused,
@@ -32,6 +32,7 @@ from socle_core.auth import (
     tenant_guard_middleware,
 )
 from socle_core.db import close_abandoned_sessions, create_engine, create_session_maker, provide_db_session
+from socle_core.directory import TenantBindings
 from socle_core.errors import exception_handlers
 from socle_core.health import DEFAULT_CHECKS, ReadinessCheck, live, ready
 from socle_core.logging import configure_logging
@@ -98,8 +99,10 @@ def _infrastructure(settings: ServiceSettings) -> Lifespan:
             settings.oidc_audience,
             algorithms=settings.oidc_algorithms,
             leeway_seconds=settings.oidc_leeway_seconds,
+            max_lifetime_seconds=settings.oidc_max_token_lifetime_seconds,
             jwks_cache_seconds=settings.oidc_jwks_cache_seconds,
             timeout_seconds=settings.oidc_http_timeout_seconds,
+            bindings=TenantBindings(engine),
         )
         app.state.db_engine = engine
         app.state.db_session_maker = create_session_maker(engine)
@@ -137,8 +140,10 @@ async def audit_cross_tenant_attempt(exc: BaseException, scope: Scope) -> None:
     """``after_exception`` hook: a refused cross-tenant attempt goes to the caller's audit chain.
 
     Written in a transaction of its own (the request's is rolled back) before the 404 is
-    sent; if the audit log cannot be written the refusal still stands and the failure is
-    logged, since the attempt was refused either way.
+    sent, aggregated per caller and ``where`` (path, header, body field): a caller firing
+    thousands of attempts gets one entry per window and a summary counting the rest. If the
+    audit log cannot be written the refusal still stands and the failure is logged, since
+    the attempt was refused either way.
     """
     if not isinstance(exc, CrossTenantRefused):
         return
@@ -147,13 +152,13 @@ async def audit_cross_tenant_attempt(exc: BaseException, scope: Scope) -> None:
     if engine is None:
         return
     try:
-        await record_detached(
+        await record_refusal(
             engine,
             UUID(attempt.tenant_id) if attempt.tenant_id else None,
             actor=attempt.subject or attempt.client_id or "unknown",
             action="cross_tenant.refused",
+            kind=attempt.where,
             target=attempt.named,
-            outcome="refused",
             details={"where": attempt.where, "path": attempt.path, "client_id": attempt.client_id},
         )
     except Exception:  # the 404 must go out whatever happens to the audit write

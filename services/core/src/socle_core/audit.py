@@ -5,7 +5,10 @@ the database function ``tenancy.append_audit``, which every service's applicatio
 execute (group ``socle_audit_writer``). ``record`` writes inside the caller's transaction, so
 the entry commits or rolls back with the action it records; ``record_detached`` writes in a
 short transaction of its own, for what must be kept although the request fails (a refused
-attempt whose request transaction rolls back).
+attempt whose request transaction rolls back). ``record_refusal`` is the detached write of
+refusals a caller can repeat at will (cross-tenant attempts): the first of a window is
+appended, the next ones of the same caller and kind are counted and appended as one summary
+entry (``details.suppressed``) when the window is over, so a flood cannot flood the log.
 
 Events that concern no tenant go to the platform's chain, ``PLATFORM_TENANT``.
 Details are metadata (ids, names, reasons): never readings, never secrets.
@@ -33,6 +36,13 @@ OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
 ACTION = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
 
 _APPEND = text("SELECT tenancy.append_audit(:tenant, :actor, :action, :target, :outcome, CAST(:details AS jsonb))")
+_APPEND_REFUSAL = text(
+    "SELECT tenancy.append_refusal(:tenant, :actor, :action, :target, :outcome, CAST(:details AS jsonb), "
+    ":kind, :window_seconds)"
+)
+
+#: How long repeated refusals of one caller and kind share one audit entry (and one summary).
+REFUSAL_WINDOW_SECONDS = 60
 
 
 def chain_of(tenant: TenantId | uuid.UUID | None) -> uuid.UUID:
@@ -107,4 +117,36 @@ async def record_detached(
         return await _append(connection, parameters)
 
 
-__all__ = ["OUTCOMES", "PLATFORM_TENANT", "Outcome", "chain_of", "record", "record_detached"]
+async def record_refusal(
+    engine: AsyncEngine,
+    tenant: TenantId | uuid.UUID | None,
+    *,
+    actor: str,
+    action: str,
+    kind: str,
+    target: str | None = None,
+    outcome: Outcome = "refused",
+    details: Mapping[str, Any] | None = None,
+    window_seconds: int = REFUSAL_WINDOW_SECONDS,
+) -> int | None:
+    """``record_detached`` for a refusal, aggregated per (chain, actor, action, kind) and window.
+
+    Returns the new entry's sequence number, or None when the refusal was counted into the
+    current window (its summary entry is appended once the window is over).
+    """
+    parameters = _parameters(tenant, actor, action, target, outcome, details)
+    async with engine.begin() as connection:
+        seq = await connection.scalar(_APPEND_REFUSAL, {**parameters, "kind": kind, "window_seconds": window_seconds})
+    return None if seq is None else int(seq)
+
+
+__all__ = [
+    "OUTCOMES",
+    "PLATFORM_TENANT",
+    "REFUSAL_WINDOW_SECONDS",
+    "Outcome",
+    "chain_of",
+    "record",
+    "record_detached",
+    "record_refusal",
+]

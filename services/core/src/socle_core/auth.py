@@ -4,8 +4,10 @@ Verification is deliberately strict and explicit rather than left to a library's
 the algorithm comes from an allow-list of asymmetric algorithms (never ``none``, never an
 HMAC keyed with a public key); keys come only from the realm's JWKS (never from ``jku``,
 ``x5u`` or an embedded ``jwk``); an unknown ``kid`` triggers at most one JWKS refresh;
-issuer, audience, expiry and not-before are checked with a small leeway; and an ID token
-is not accepted where an access token is expected.
+issuer, audience, expiry, issue time and not-before are checked with a small leeway, and
+the lifetime is bounded; an ID token is not accepted where an access token is expected; and
+the ``organization`` claim's alias and tenant id must name the same tenant of the registry
+(``socle_core.directory``, ADR 0013).
 
 This module is the only producer of ``TenantId``: from the token's ``organization`` claim,
 which must name exactly one tenant for tenant-scoped work. It also refuses a request that
@@ -23,7 +25,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeGuard
 from uuid import UUID
 
 import httpx
@@ -37,6 +39,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import AbstractAuthenticationMiddleware, ASGIMiddleware, AuthenticationResult, DefineMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from socle_core.directory import TenantBindings
 from socle_core.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated
 from socle_core.tenant import TenantId, _issue
 
@@ -70,15 +73,19 @@ class TokenVerifier:
         *,
         algorithms: Iterable[str] = ("RS256", "PS256", "ES256"),
         leeway_seconds: int = 30,
+        max_lifetime_seconds: int = 3600,
         jwks_cache_seconds: int = 300,
         min_refresh_interval_seconds: float = 10.0,
         http_client: httpx.AsyncClient | None = None,
         timeout_seconds: float = 5.0,
+        bindings: TenantBindings | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.audience = audience
         self.algorithms = frozenset(algorithms)
         self.leeway = leeway_seconds
+        self.max_lifetime = max_lifetime_seconds
+        self.bindings = bindings
         self.jwks_cache_seconds = jwks_cache_seconds
         self.min_refresh_interval = min_refresh_interval_seconds
         self._http = http_client or httpx.AsyncClient(timeout=timeout_seconds)
@@ -158,37 +165,78 @@ class TokenVerifier:
             raise InvalidToken("token signature is invalid") from exc
         claims = dict(decoded.claims)
         self._check_claims(claims)
+        await self._check_tenant_binding(claims)
         return claims
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
         self._check_issuer_and_audience(claims)
         self._check_type_and_lifetime(claims)
 
+    async def _check_tenant_binding(self, claims: Mapping[str, Any]) -> None:
+        """The organization alias and the tenant id of the claim must be one tenant of the registry.
+
+        Otherwise checks by alias (the Keycloak organization, the EPCI's key) and checks by
+        id (row-level security) would each see a different tenant in one token.
+        """
+        if self.bindings is None:
+            return
+        aliases, tenant = _organizations(claims.get("organization"))
+        if tenant is not None and not await self.bindings.agree(aliases[0], tenant.uuid):
+            raise InvalidToken(
+                f"l'organisation {aliases[0]!r} et le tenant_id {tenant.uuid} du jeton "
+                "ne désignent pas le même tenant du registre"
+            )
+
     def _check_issuer_and_audience(self, claims: dict[str, Any]) -> None:
         if claims.get("iss") != self.issuer:
             raise InvalidToken("token issuer is not this platform's realm")
         audience = claims.get("aud")
-        audiences = [audience] if isinstance(audience, str) else list(audience or [])
+        if isinstance(audience, str):
+            audiences = [audience]
+        elif isinstance(audience, list) and all(isinstance(a, str) for a in audience):
+            audiences = audience
+        else:  # an object's keys, a number: RFC 7519 allows a string or an array of strings only
+            raise InvalidToken("l'audience du jeton (aud) doit être une chaîne ou une liste de chaînes")
         if self.audience not in audiences:
             raise InvalidToken(f"token audience does not include {self.audience!r}")
 
     def _check_type_and_lifetime(self, claims: dict[str, Any]) -> None:
-        """An access token's: a lifetime with small leeway, ``typ`` Bearer (other verifiers override this)."""
+        """An access token's: ``typ`` Bearer and a bounded lifetime (other verifiers override this)."""
+        token_type = claims.get("typ")
+        if token_type is None:
+            raise InvalidToken("le jeton n'a pas de type (typ) : un jeton d'accès porte typ=Bearer")
+        if str(token_type).lower() != "bearer":
+            raise InvalidToken(f"a {token_type} token is not an access token")
+        self._check_lifetime(claims)
+
+    def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
+        """``iat`` and ``exp`` required, now between them (with the leeway), and no more than the maximum apart.
+
+        A token valid for years is refused even when correctly signed: a leaked one would stay
+        usable long after every session of its subject ended.
+        """
         now = time.time()
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float):
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not _is_number(exp):
             raise InvalidToken("token has no expiry")
+        if not _is_number(iat):
+            raise InvalidToken("le jeton n'a pas de date d'émission (iat)")
         if now > exp + self.leeway:
             raise InvalidToken("token has expired")
-        nbf = claims.get("nbf")
-        if isinstance(nbf, int | float) and now + self.leeway < nbf:
-            raise InvalidToken("token is not valid yet")
-        iat = claims.get("iat")
-        if isinstance(iat, int | float) and now + self.leeway < iat:
+        if now + self.leeway < iat:
             raise InvalidToken("token is issued in the future")
-        token_type = claims.get("typ")
-        if token_type is not None and str(token_type).lower() != "bearer":
-            raise InvalidToken(f"a {token_type} token is not an access token")
+        if exp - iat > self.max_lifetime:
+            raise InvalidToken(
+                f"la durée de validité du jeton ({int(exp - iat)} s entre iat et exp) dépasse "
+                f"le maximum accepté ({self.max_lifetime} s)"
+            )
+        nbf = claims.get("nbf")
+        if _is_number(nbf) and now + self.leeway < nbf:
+            raise InvalidToken("token is not valid yet")
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _b64json(part: str) -> dict[str, Any]:

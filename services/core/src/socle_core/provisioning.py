@@ -20,7 +20,8 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: (EXECUTE on ``tenancy.append_audit`` only, granted by the tenancy migrations).
 AUDIT_WRITER = "socle_audit_writer"
 #: Group role of every service's application and owner roles: may evaluate
-#: ``tenancy.shared_with_current_tenant``, which the shared-read RLS policies call.
+#: ``tenancy.shared_with_current_tenant``, which the shared-read RLS policies call, and
+#: ``tenancy.tenant_directory``, which tells which tenants exist (ADR 0013).
 GRANT_READER = "socle_grant_reader"
 
 

@@ -70,6 +70,12 @@ class ServiceSettings(BaseSettings):
     oidc_audience: str = Field(default="socle-api", min_length=1)
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "PS256", "ES256"])
     oidc_leeway_seconds: int = Field(default=30, ge=0, le=120)
+    oidc_max_token_lifetime_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=86_400,
+        description="Longest access-token lifetime accepted (exp - iat); the realm issues 300 s tokens.",
+    )
     oidc_jwks_cache_seconds: int = Field(default=300, ge=10, le=86_400)
     oidc_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from litestar.testing import AsyncTestClient
 from pydantic import ValidationError
@@ -69,7 +71,7 @@ async def test_an_auditor_gets_a_signed_report_as_json_or_html(reporting, kc_adm
 
 
 async def test_tenant_roles_may_not_run_it_and_bad_input_is_named(reporting, kc_admin) -> None:
-    agent = bearer(kc_admin, ("commune-admin",), ("commune-30321", "00000000-0000-0000-0000-000000000001"))
+    agent = bearer(kc_admin, ("commune-admin",), (f"commune-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())))
     body = assert_problem(await reporting.post("/v1/isolation/reports", headers=agent), 403, "forbidden")
     assert "auditor" in body["detail"]
     assert_problem(await reporting.get("/v1/isolation/public-key", headers=agent), 403, "forbidden")

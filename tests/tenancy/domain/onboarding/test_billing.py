@@ -1,16 +1,14 @@
 """Tenancy's billing client, its retries and error mapping, against the session's real billing service.
 
 Tokens come from the real Keycloak, answers from the real billing service: its 201, its 409
-for a key another tenant holds, its 403 for a caller without the ``operator`` role; a closed
+for a tenant whose account has another key, its 403 for a caller without the ``operator`` role; a closed
 local port is a real refused connection. Only a 5xx, which a healthy billing never answers on
 demand, is injected by ``tests.support.faults.Faults`` in front of the real service.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -21,11 +19,12 @@ from socle_tenancy.domain.onboarding import billing as billing_module
 from socle_tenancy.domain.onboarding.billing import BillingClient, BillingConflict, BillingError
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from tests.support.faults import Faults
+from tests.support.fixtures import registered_commune
 
 Token = Callable[[], Awaitable[str]]
 
-#: Commune keys of a department that does not exist ("9B"): no other test opens an account for them.
-_KEYS = (f"commune-9B{n % 1000:03d}" for n in itertools.count(random.randrange(1000)))
+#: A well-formed commune key, for calls refused before billing looks at the tenant.
+_ANY_KEY = "commune-9B000"
 
 
 @pytest.fixture
@@ -46,8 +45,11 @@ def client(tenancy_settings, platform_token, monkeypatch: pytest.MonkeyPatch) ->
     return make
 
 
-async def test_a_5xx_is_retried_and_the_put_is_the_same_each_time(client, billing_url, platform_token) -> None:
-    tenant_id, key = str(uuid.uuid4()), next(_KEYS)
+async def test_a_5xx_is_retried_and_the_put_is_the_same_each_time(
+    client, billing_url, platform_token, database
+) -> None:
+    tenant = await registered_commune(database)
+    tenant_id, key = str(tenant.id), tenant.alias
     transport = Faults(502, method="PUT", path=f"/v1/metering-accounts/{tenant_id}")
     billing = client(transport)
     account = await billing.open_metering_account(tenant_id, key, "commune")
@@ -66,16 +68,17 @@ async def test_a_5xx_is_retried_and_the_put_is_the_same_each_time(client, billin
         assert json.loads(request.content) == {"tenant_key": key, "kind": "commune"}
 
 
-async def test_a_conflict_is_not_retried_and_keeps_billings_detail(client) -> None:
-    key = next(_KEYS)
+async def test_a_conflict_is_not_retried_and_keeps_billings_detail(client, database) -> None:
+    tenant = await registered_commune(database)
     billing = client()
-    await billing.open_metering_account(str(uuid.uuid4()), key, "commune")
+    await billing.open_metering_account(str(tenant.id), tenant.alias, "commune")
     await billing.aclose()
 
     transport = Faults()
     billing = client(transport)
-    with pytest.raises(BillingConflict, match=f"the key {key} already has a metering account of another tenant"):
-        await billing.open_metering_account(str(uuid.uuid4()), key, "commune")  # the key is another tenant's
+    other_key = tenant.alias[:-4] + ("A" if tenant.alias[-4] == "B" else "B") + tenant.alias[-3:]
+    with pytest.raises(BillingConflict, match=f"already has a metering account for {tenant.alias}"):
+        await billing.open_metering_account(str(tenant.id), other_key, "commune")  # its account has another key
     await billing.aclose()
     assert [c.answer for c in transport.calls] == [409]
 
@@ -89,7 +92,7 @@ async def test_refused_credentials_fail_at_once_and_a_dead_billing_after_every_a
     transport = Faults()
     billing = client(transport, token=agent_token)
     with pytest.raises(BillingError, match=r"403.*operator") as raised:
-        await billing.open_metering_account(str(uuid.uuid4()), next(_KEYS), "commune")
+        await billing.open_metering_account(str(uuid.uuid4()), _ANY_KEY, "commune")
     assert raised.value.status == 503
     assert [c.answer for c in transport.calls] == [403]
     await billing.aclose()
@@ -97,6 +100,6 @@ async def test_refused_credentials_fail_at_once_and_a_dead_billing_after_every_a
     transport = Faults()
     billing = client(transport, billing_url=f"http://127.0.0.1:{free_port()}", billing_attempts=4)  # nothing listens
     with pytest.raises(BillingError, match="after 4 attempt"):
-        await billing.open_metering_account(str(uuid.uuid4()), next(_KEYS), "commune")
+        await billing.open_metering_account(str(uuid.uuid4()), _ANY_KEY, "commune")
     await billing.aclose()
     assert [c.answer for c in transport.calls] == ["ConnectError"] * 4

@@ -117,7 +117,9 @@ async def test_the_metering_step_fails_clearly_until_billing_is_there_then_a_ret
 
     # The account, through billing's API: the tenant reads its own, another tenant gets a 404.
     own = kc_admin.create_client(roles=("commune-admin",), organization=(f"commune-{INSEE}", uuid.UUID(tenant_id)))
-    other = kc_admin.create_client(roles=("commune-admin",), organization=("commune-30321", uuid.uuid4()))
+    other = kc_admin.create_client(
+        roles=("commune-admin",), organization=(f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4())
+    )
     own_token, other_token = kc_admin.token(own)["access_token"], kc_admin.token(other)["access_token"]
     async with httpx.AsyncClient(base_url=billing_url, timeout=30) as http:
         mine = await http.get(

@@ -183,3 +183,39 @@ async def test_the_admin_of_this_epci_manages_it_and_another_epci_admin_does_not
     again = await tenancy.post("/v1/epcis", json={"siren": DEMO_SIREN}, headers=own)
     assert again.status_code == 200, again.text
     assert_problem(await tenancy.get(f"/v1/epcis/{DEMO_SIREN}/candidates", headers=other_epci_admin), 404, "not-found")
+
+
+async def test_a_commune_cannot_tell_which_communes_are_onboarded(
+    tenancy, operator, kc_admin, demo_epci, other_epci_admin
+) -> None:
+    """Every INSEE code of the EPCI, ids and keys, existing or not: one answer for everything not the caller's."""
+    onboarded = await tenancy.post(
+        "/v1/tenants/30098/onboarding", json={"first_admin_email": "mairie@crespian.test.socle.fr"}, headers=operator
+    )
+    crespian = onboarded.json()["tenant"]
+    client = kc_admin.create_client(roles=("commune-admin",), organization=(crespian["key"], uuid.UUID(crespian["id"])))
+    admin = {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
+    epci = demo_epci["tenant"]
+    members = [c["insee_code"] for c in demo_epci["candidates"] if c["insee_code"] != "30098"]
+    others = [c["tenant_id"] for c in demo_epci["candidates"] if c["tenant_id"] not in (None, crespian["id"])]
+    existing = [epci["id"], epci["key"], *others]
+    absent = [str(uuid.uuid4()), "01001", "commune-01001", "epci-200000172"]
+    answers = {}
+    for ref in [*members, *existing, *absent]:
+        for suffix in ("", "/quotas"):
+            path = f"/v1/tenants/{ref}{suffix}"
+            body = assert_problem(await tenancy.get(path, headers=admin), 404, "not-found")
+            assert body.pop("instance") == path
+            answers[path] = body
+    assert len({tuple(sorted(b.items())) for b in answers.values()}) == 1, answers
+    assert next(iter(answers.values()))["detail"] == "no such tenant"
+    assert (await tenancy.get("/v1/tenants/30098", headers=admin)).status_code == 200  # its own, by INSEE code
+
+    # Another EPCI's admin: the same refusal whether the tenant exists or not.
+    refusals = set()
+    for ref in (epci["id"], "30098", str(uuid.uuid4()), "01001"):
+        for method, suffix, body in (("PATCH", "", {"name": "X"}), ("PATCH", "/quotas", {"max_devices": 1})):
+            response = await tenancy.request(method, f"/v1/tenants/{ref}{suffix}", json=body, headers=other_epci_admin)
+            problem = assert_problem(response, 404, "not-found")
+            refusals.add(problem["detail"])
+    assert len(refusals) == 1, refusals

@@ -55,7 +55,7 @@ async def test_quotas_name_and_domains_change_and_bad_input_changes_nothing(tena
     # The tenant reads its own quotas; another commune's admin does not see they exist.
     own = bearer(kc_admin, "commune-admin", (tenant["key"], tenant["id"]))
     assert (await tenancy.get(f"{path}/quotas", headers=own)).json()["max_devices"] == 7
-    other = bearer(kc_admin, "commune-admin", ("commune-30062", str(uuid.uuid4())))
+    other = bearer(kc_admin, "commune-admin", (f"commune-{uuid.uuid4().hex[:8]}", str(uuid.uuid4())))
     assert_problem(await tenancy.get(f"{path}/quotas", headers=other), 404, "not-found")
     assert_problem(await tenancy.patch(f"{path}/quotas", json={"max_devices": 1}, headers=own), 403, "forbidden")
     assert_problem(await tenancy.patch(path, json={"name": "X"}, headers=agent), 403, "forbidden")

@@ -8,8 +8,6 @@ Another tenant's resource does not exist for the caller: 404, never 403 (docs/co
 
 from __future__ import annotations
 
-import uuid
-
 from socle_core.auth import Principal
 from socle_core.errors import NotFound
 
@@ -26,11 +24,6 @@ def require_epci_admin(principal: Principal, epci_siren: str) -> None:
         raise NotFound(f"no EPCI with SIREN {epci_siren} is administered by this account")
 
 
-def require_registry_reader(principal: Principal, tenant_id: uuid.UUID | None = None) -> None:
-    """Registry metadata: platform roles read it whole; a tenant reads only its own row."""
-    if principal.has_any_role(*REGISTRY_READER_ROLES):
-        return
-    if tenant_id is None:
-        principal.require_role(*REGISTRY_READER_ROLES)
-        return
-    principal.require_same_tenant(tenant_id)
+def require_registry_reader(principal: Principal) -> None:
+    """The whole registry: platform roles only (a tenant reads its own row, ``tenants.services.readable_tenant``)."""
+    principal.require_role(*REGISTRY_READER_ROLES)

@@ -2,7 +2,9 @@
 
 Opening is idempotent: the same tenant and key answer the account already there, so the
 onboarding workflow may repeat its step after a crash. A different key for the same tenant,
-or a key another tenant holds, is a conflict, never an overwrite. The opening is recorded in
+or a key another tenant holds, is a conflict, never an overwrite. A new account is opened
+only for a tenant of the registry, under its registry key (``socle_core.directory``: billing
+reads no tenancy table). The opening is recorded in
 the tenant's audit chain in the same transaction as the account.
 """
 
@@ -19,7 +21,8 @@ from socle_billing.domain.metering_accounts.schemas import MeteringAccountIn
 from socle_core.audit import record as audit
 from socle_core.auth import system_tenant
 from socle_core.db import tenant_session
-from socle_core.errors import Conflict, NotFound
+from socle_core.directory import registered
+from socle_core.errors import Conflict, InvalidInput, NotFound
 from socle_core.tenant import TenantId
 
 OPENED = "billing.metering_account_opened"
@@ -34,6 +37,7 @@ async def open_account(
     """
     existing = await session.get(MeteringAccount, tenant.uuid)
     if existing is None:
+        await _require_registered(session, tenant, data)
         try:
             async with session.begin_nested():
                 existing = MeteringAccount(
@@ -69,6 +73,20 @@ async def open_account(
     if existing.status != AccountStatus.open:
         raise Conflict(f"the metering account of {existing.tenant_key} is closed: a closed account never reopens")
     return existing, False
+
+
+async def _require_registered(session: AsyncSession, tenant: TenantId, data: MeteringAccountIn) -> None:
+    """The tenant must be in the registry (not deleted), under the key the request gives."""
+    entry = next((t for t in await registered(session, tenant_id=tenant.uuid) if t.id == tenant.uuid), None)
+    if entry is None or entry.status == "deleted":
+        raise NotFound(
+            f"aucun tenant {tenant.uuid} dans le registre : un compte de consommation ne s'ouvre "
+            "que pour un tenant inscrit (par son onboarding)",
+            tenant_id=str(tenant.uuid),
+        )
+    if entry.key != data.tenant_key:
+        detail = f"le tenant {tenant.uuid} a la clé {entry.key} dans le registre, pas {data.tenant_key}"
+        raise InvalidInput(detail, errors=[{"location": "body", "field": "body.tenant_key", "detail": detail}])
 
 
 async def get_account(session: AsyncSession, tenant: TenantId) -> MeteringAccount:

@@ -20,7 +20,7 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from socle_core.audit import PLATFORM_TENANT, record, record_detached
+from socle_core.audit import PLATFORM_TENANT, record, record_detached, record_refusal
 from socle_core.auth import Principal, system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import InvalidInput, NotFound
@@ -44,11 +44,12 @@ async def _chain_for(principal: Principal, tenant: uuid.UUID | None, engine: Asy
     principal.require_role(*TENANT_READERS)
     own = principal.require_tenant()
     if tenant is not None and tenant != own.uuid:
-        await record_detached(
+        await record_refusal(
             engine,
             own,
             actor=services.actor_of(principal),
             action="audit.read",
+            kind="another_chain",
             target=f"tenant:{tenant}",
             details={"reason": "the audit log of another tenant was requested"},
         )
@@ -89,6 +90,7 @@ class AuditController(Controller):
         chain, as_auditor = await _chain_for(request.user, tenant, state.db_engine)
         filters = _filters(since, until, action)
         async with tenant_session(_maker(state), chain) as session:
+            await services.close_refusal_windows(session, chain.uuid)
             rows, next_cursor = await services.list_entries(session, chain.uuid, filters, limit=limit, cursor=cursor)
             if as_auditor:
                 await record(
@@ -119,6 +121,8 @@ class AuditController(Controller):
         """The chain in chain order as JSON Lines, with every hashed field: it verifies offline."""
         chain, as_auditor = await _chain_for(request.user, tenant, state.db_engine)
         filters = _filters(since, until, None)
+        async with tenant_session(_maker(state), chain) as session:
+            await services.close_refusal_windows(session, chain.uuid)
         await record_detached(
             state.db_engine,
             chain,

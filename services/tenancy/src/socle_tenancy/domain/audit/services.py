@@ -97,6 +97,14 @@ def decode_cursor(cursor: str) -> int:
         raise InvalidInput(detail, errors=[{"location": "query", "field": "query.cursor", "detail": detail}]) from exc
 
 
+_CLOSE_REFUSAL_WINDOWS = text("SELECT tenancy.close_refusal_windows(:chain)")
+
+
+async def close_refusal_windows(session: AsyncSession, tenant: uuid.UUID) -> None:
+    """Append the summaries of the chain's refusal windows that are over, so a read counts every refusal."""
+    await session.execute(_CLOSE_REFUSAL_WINDOWS, {"chain": tenant})
+
+
 async def list_entries(
     session: AsyncSession, tenant: uuid.UUID, filters: Filters, *, limit: int, cursor: str | None
 ) -> tuple[list[Any], str | None]:

@@ -102,8 +102,7 @@ class TenantController(Controller):
         workflow: NamedDependency[OnboardingWorkflow],
     ) -> OnboardingOut:
         """A tenant (by id, key or INSEE code) with the state of its onboarding steps."""
-        tenant = await services.resolve_tenant(db_session, ref)
-        require_registry_reader(request.user, tenant.id)
+        tenant = await services.readable_tenant(db_session, request.user, ref, path=request.url.path)
         _, steps = await workflow.state(tenant.id)
         return OnboardingOut(
             tenant=TenantOut.of(tenant), completed=is_completed(steps), steps=[StepOut.of(s) for s in steps]
@@ -130,8 +129,7 @@ class TenantController(Controller):
         workflow: NamedDependency[OnboardingWorkflow],
     ) -> QuotasOut:
         """A tenant's current limits (a tenant reads its own)."""
-        tenant = await services.resolve_tenant(db_session, ref)
-        require_registry_reader(request.user, tenant.id)
+        tenant = await services.readable_tenant(db_session, request.user, ref, path=request.url.path)
         quota = await services.tenant_quotas(workflow.session_maker, tenant)
         return QuotasOut.model_validate(quota, from_attributes=True)
 

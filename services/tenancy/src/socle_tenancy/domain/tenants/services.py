@@ -13,11 +13,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from socle_core.auth import Principal, system_tenant
+from socle_core.auth import Principal, refuse_cross_tenant, system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, NotFound
 from socle_tenancy.db.models import Quota, Tenant, TenantKind, TenantStatus
-from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
+from socle_tenancy.domain.access import ADMIN_ROLES, REGISTRY_READER_ROLES, require_epci_admin
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
 from socle_tenancy.domain.reference.codes import is_valid_insee, normalise_insee, siren_problem
@@ -73,11 +73,31 @@ async def deployment_epci(session: AsyncSession) -> Tenant | None:
 
 
 async def administered_tenant(session: AsyncSession, principal: Principal, ref: str) -> Tenant:
-    """The tenant named by ``ref``, if ``principal`` administers the deployment's EPCI."""
+    """The tenant named by ``ref``, if ``principal`` administers the deployment's EPCI.
+
+    Who administers is checked before ``ref`` is looked up: the refusal is the same whether
+    the tenant exists or not.
+    """
     principal.require_role(*ADMIN_ROLES)
-    tenant = await resolve_tenant(session, ref)
     epci = await deployment_epci(session)
     require_epci_admin(principal, epci.siren if epci and epci.siren else "")
+    return await resolve_tenant(session, ref)
+
+
+async def readable_tenant(session: AsyncSession, principal: Principal, ref: str, *, path: str) -> Tenant:
+    """The registry row ``ref`` names, for platform roles or for the tenant itself.
+
+    A tenant's caller gets one answer, the cross-tenant 404 (reported to the audit log), for
+    another tenant and for a tenant that does not exist: ids, keys and INSEE codes cannot be
+    probed to learn which communes are onboarded. Platform roles get the 404 that says how to
+    name a tenant.
+    """
+    if principal.has_any_role(*REGISTRY_READER_ROLES):
+        return await resolve_tenant(session, ref)
+    principal.require_tenant()
+    tenant = await find_tenant(session, ref)
+    if tenant is None or not principal.names_own_tenant(tenant.id):
+        refuse_cross_tenant(principal, ref, where="path", path=path)
     return tenant
 
 
@@ -145,14 +165,19 @@ async def candidates(session: AsyncSession, catalogue: ReferenceCatalogue, epci:
     return out
 
 
-async def resolve_tenant(session: AsyncSession, ref: str) -> Tenant:
+async def find_tenant(session: AsyncSession, ref: str) -> Tenant | None:
     """A tenant named by its id, its key (``commune-30321``, ``epci-243000296``) or its INSEE code."""
     try:
-        tenant = await session.get(Tenant, uuid.UUID(ref))
+        return await session.get(Tenant, uuid.UUID(ref))
     except ValueError:
         insee = normalise_insee(ref)
         where = Tenant.insee_code == insee if is_valid_insee(insee) else Tenant.key == ref
-        tenant = await session.scalar(select(Tenant).where(where))
+        return await session.scalar(select(Tenant).where(where))
+
+
+async def resolve_tenant(session: AsyncSession, ref: str) -> Tenant:
+    """``find_tenant``, or a 404 that says how to name a tenant."""
+    tenant = await find_tenant(session, ref)
     if tenant is None:
         raise NotFound(f"no tenant {ref!r}: give its id, its key (commune-<INSEE>, epci-<SIREN>) or its INSEE code")
     return tenant
