@@ -32,9 +32,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from socle_devstack.demo import DEMO_USERS
 from socle_devstack.postgres import CLUSTERS, remove_cluster
 from socle_devstack.scratch import free_service_ports, read_until_ready, scratch_env
 from socle_devstack.stack import REPO_ROOT
+from tests.support.browser import approve_device_login
 from tests.support.processes import processes_mentioning
 
 README = REPO_ROOT / "README.md"
@@ -49,7 +51,7 @@ EXPECTED = {
     "make tenants-apply FILE=tenants/demo/cc-pays-de-sommieres.json ARGS=--dry-run": "Nothing to do",
     "make tenants-offboard TENANT=commune-30352 EXPORT_DIR=exports/": "nothing was deleted",
     "make tenants-offboard TENANT=commune-30352 EXPORT_DIR=exports/ CONFIRM=1": "proof for commune-30352",
-    "make isolation-report JSON=report.json HTML=report.html": "verdict: pass — 0 violation(s)",
+    "make isolation-report JSON=report.json HTML=report.html": "verdict : pass (RÉUSSI) — 0 violation(s)",
     "make audit-verify": "intact:",
 }
 SPAN = re.compile(r"`([^`]+)`")
@@ -170,6 +172,41 @@ def run_shell(command: str, clone: Path) -> str | None:
     return None
 
 
+def log_in(command: str, clone: Path) -> str | None:
+    """``make login`` as the demo EPCI admin: the device code's page approved in a browser, as a person does."""
+    secrets = json.loads((clone / ".socle" / "secrets.json").read_text())
+    admin = next(u for u in DEMO_USERS if u.role == "epci-admin")
+    login = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=clone,
+        env=reader_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    shown: list[str] = []
+    try:
+        assert login.stdout is not None
+        for line in login.stdout:
+            shown.append(line)
+            if "/device?user_code=" in line:
+                break
+        else:
+            return f"no verification link in:\n{''.join(shown)[-3000:]}"
+        approve_device_login(
+            line.strip(), admin.email, secrets["demo_password"], otp_secret=secrets["demo_totp_secret"]
+        )
+        rest, _ = login.communicate(timeout=120)
+    finally:
+        if login.poll() is None:
+            os.killpg(login.pid, signal.SIGTERM)
+            login.wait(timeout=30)
+    if login.returncode != 0:
+        return f"exit {login.returncode}:\n{(''.join(shown) + rest)[-3000:]}"
+    return None
+
+
 def call_tenancy(command: str, clone: Path) -> str | None:
     method, path = API_CALL.fullmatch(command).groups()  # type: ignore[union-attr]
     stack = json.loads((clone / ".socle" / "stack.json").read_text())
@@ -221,13 +258,15 @@ def test_every_readme_command_runs_as_written_from_a_clone_in_a_private_folder(p
         for command in commands:
             if command.text in LIFECYCLE or command.text in EXEMPT:
                 continue
-            runner = call_tenancy if command.kind == "tenancy" else run_shell
+            runner = (
+                call_tenancy if command.kind == "tenancy" else log_in if command.text == "make login" else run_shell
+            )
             failure = runner(command.text, clone)
             if failure is not None:
                 failures[command.text] = failure
         report = json.loads((clone / "report.json").read_text())
         assert report["verdict"] == "pass"
-        assert "Verdict: PASS" in (clone / "report.html").read_text()
+        assert "Verdict : RÉUSSI" in (clone / "report.html").read_text()
         cluster = data.resolve().parent
         for step in ("make down", "make clean"):
             failure = run_shell(step, clone)
