@@ -95,7 +95,7 @@ class MemberController(Controller):
         "platform's accounts are never touched.",
     )
     async def invite(self, data: JSONBody[Invitation], members: NamedDependency[MemberService]) -> InvitationView:
-        return (await members.invite(data)).view
+        return await members.invite(data)
 
     @get("/invitations", summary="The commune's invitations and where they stand, newest first, a page at a time")
     async def list_invitations(

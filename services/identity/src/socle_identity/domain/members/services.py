@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -54,12 +53,6 @@ NEW_ACCOUNT_ACTIONS = ["UPDATE_PASSWORD", "VERIFY_EMAIL"]
 ORDINARY_ROLES = frozenset(
     {"default-roles-socle", "offline_access", "uma_authorization", "otp-required", *COMMUNE_ROLES}
 )
-
-
-@dataclass(frozen=True)
-class Invited:
-    view: InvitationView
-    kind: str
 
 
 async def withheld_reason(keycloak: KeycloakAdminClient, user: dict[str, Any], organization_id: str) -> str | None:
@@ -154,7 +147,7 @@ class MemberService:
             ).json()
             return [await self._member(rep) for rep in reps], total
 
-    async def invite(self, invitation: Invitation) -> Invited:
+    async def invite(self, invitation: Invitation) -> InvitationView:
         """Send the invitation its address calls for; the answer never says which (see the module)."""
         email = invitation.email.lower()
         with keycloak_problems():
@@ -224,7 +217,7 @@ class MemberService:
             log.info(
                 "member_invited", invitation_id=str(row.id), kind=kind, role=invitation.role, by=self.admin.subject
             )
-        return Invited(invitation_view(row, now), kind)
+        return invitation_view(row, now)
 
     async def invitations(self, first: int, max_: int) -> tuple[list[InvitationView], int]:
         """The commune's invitations, newest first."""
@@ -450,4 +443,4 @@ def _check_domain(email: str, org: Organization, *, allow_external: bool) -> Non
     )
 
 
-__all__ = ["Invited", "MemberService", "RealmRoles", "invitation_view", "withheld_reason"]
+__all__ = ["MemberService", "RealmRoles", "invitation_view", "withheld_reason"]
