@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from socle_core.provisioning import ServiceRoles, create_database, provision_service
+from socle_core.server import UVICORN_ARGS
 from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.mail import MailSink
 from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
@@ -165,6 +166,7 @@ class ServiceProcess:
                 "--port",
                 str(self.port),
                 "--no-access-log",
+                *UVICORN_ARGS,
             ],
             self.log_file,
             env={**_clean_env(), **env},
