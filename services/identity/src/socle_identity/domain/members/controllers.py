@@ -8,11 +8,13 @@ from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.auth import Principal
 from socle_core.errors import Forbidden
+from socle_core.inputs import MAX_INT32
 from socle_identity.deps import TenantAdmin, provide_tenant_admin
 from socle_identity.domain.members.schemas import Invitation, Member, MemberPage, RoleChange
 from socle_identity.domain.members.services import MemberService
@@ -69,7 +71,7 @@ class MemberController(Controller):
         self,
         request: Request[Principal, Any, Any],
         member_listing: NamedDependency[MemberService],
-        first: Annotated[int, QueryParameter(ge=0, description="Index of the first member")] = 0,
+        first: Annotated[int, QueryParameter(ge=0, le=MAX_INT32, description="Index of the first member")] = 0,
         max_: Annotated[int, QueryParameter(name="max", ge=1, le=100, description="Page size (1 to 100)")] = 50,
     ) -> MemberPage:
         items, total = await member_listing.page(first, max_)
@@ -79,7 +81,11 @@ class MemberController(Controller):
             next_link = f"{request.url.path}?{urlencode({'first': following, 'max': max_})}"
         return MemberPage(items=items, first=first, max=max_, total=total, next=next_link)
 
-    @post("/invitations", summary="Invite someone into the commune with a role (idempotent for a member)")
+    @post(
+        "/invitations",
+        summary="Invite someone into the commune with a role (idempotent for a member)",
+        responses={200: ResponseSpec(Member, description="Already a member: the member as they are")},
+    )
     async def invite(self, data: JSONBody[Invitation], members: NamedDependency[MemberService]) -> Response[Member]:
         invited = await members.invite(data)
         return Response(invited.member, status_code=201 if invited.created else 200)

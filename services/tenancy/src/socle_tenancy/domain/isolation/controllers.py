@@ -11,6 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from socle_core.audit import record_detached
 from socle_core.auth import Principal
+from socle_core.docs import OTHER_MEDIA_TYPES
 from socle_core.errors import ServiceUnavailable
 from socle_tenancy.config import TenancySettings
 from socle_tenancy.domain.isolation import signing
@@ -25,7 +26,7 @@ class IsolationReportController(Controller):
     path = "/v1/isolation/reports"
     tags = ["isolation"]
 
-    @post("/", status_code=HTTP_201_CREATED)
+    @post("/", status_code=HTTP_201_CREATED, opt={OTHER_MEDIA_TYPES: {HTTP_201_CREATED: ("text/html",)}})
     async def create_report(
         self, request: Request[Principal, Any, Any], state: State, data: JSONBody[ReportRequest | None] = None
     ) -> Response[Any]:
