@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := uv
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help install up down test lint format test-only bench-up helm-lint helm-generate clean login tenants-apply \
+.PHONY: help install up down test lint format test-only fuzz bench-up helm-lint helm-generate clean login tenants-apply \
 	tenants-offboard isolation-report audit-verify
 
 help: ## List every target with what it does
@@ -57,6 +57,9 @@ test: install ## Install what the tests need, then lint and run the whole suite 
 
 test-only: install ## Run pytest only (pass ARGS="-k ..." to select)
 	@$(UV) run --frozen pytest $(ARGS)
+
+fuzz: install ## schemathesis on every service's OpenAPI with every role: no 5xx, nothing undocumented (FUZZ_MAX_EXAMPLES=50)
+	@FUZZ_PROFILE=full $(UV) run --frozen pytest tests/fuzz -p no:logging $(ARGS)
 
 bench-up: install ## Benchmark: time for `make up` to reach ready (cold and warm) against the 90 s target
 	@$(UV) run --frozen python tests/bench/bench_up.py

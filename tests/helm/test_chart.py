@@ -668,3 +668,13 @@ def test_secret_env_is_read_from_the_secret(template: Template, tmp_path: Path) 
 
 def test_console_needs_its_public_url(template: Template) -> None:
     fails_with(template(DEFAULT, sets=("console.config.publicUrl=",)), "console: config.publicUrl is required")
+
+
+def test_ingresses_cap_the_body_size_like_the_services(rendered: dict[str, list[Manifest]]) -> None:
+    """The production example's Ingresses keep the default body limit beside their own annotations."""
+    ingresses = of_kind(rendered["production-values.yaml"], "Ingress")
+    assert ingresses
+    for ingress in ingresses:
+        annotations = ingress["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/proxy-body-size"] == "10m", ingress["metadata"]["name"]
+        assert annotations["cert-manager.io/cluster-issuer"] == "letsencrypt"

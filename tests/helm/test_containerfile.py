@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from socle_core.server import UVICORN_ARGS
+
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERFILE = ROOT / "infra" / "containers" / "Containerfile"
 TEXT = CONTAINERFILE.read_text()
@@ -103,6 +105,7 @@ def test_runtime_stage_is_unprivileged_and_serves_port_8000() -> None:
         "0.0.0.0",
         "--port",
         "8000",
+        *UVICORN_ARGS,  # the protocol with header size limit and read timeouts
     ]
     # Only the virtual environment is carried over, not uv or the sources.
     assert re.findall(r"^COPY .*$", runtime, re.M) == ["COPY --from=build /app/.venv /app/.venv"]

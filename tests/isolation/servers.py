@@ -45,10 +45,12 @@ def create_app(
     keycloak: KeycloakServer,
     credentials: Credentials,
     billing_url: str | None = None,
+    **overrides: Any,
 ) -> Litestar:
     """The real app of a service, configured for the test servers (platform secret where it takes one).
 
-    ``billing_url``: where tenancy's onboarding opens metering accounts (needed to onboard).
+    ``billing_url``: where tenancy's onboarding opens metering accounts (needed to onboard);
+    ``overrides``: other settings of this service.
     """
     module = __import__(f"socle_{service}.app", fromlist=["create_app"])
     config = __import__(f"socle_{service}.config", fromlist=["x"])
@@ -60,14 +62,19 @@ def create_app(
         extra["keycloak_client_secret"] = credentials["platform_client"]
     if "billing_url" in settings_class.model_fields:
         extra["billing_url"] = billing_url
+    extra.update(overrides)
     return module.create_app(settings_class(**settings_kwargs(service, database, keycloak, **extra)))  # type: ignore[no-any-return]
 
 
 @contextmanager
 def served_services(
-    database: Database, keycloak: KeycloakServer, credentials: Credentials, services: tuple[str, ...] = SERVICES
+    database: Database,
+    keycloak: KeycloakServer,
+    credentials: Credentials,
+    services: tuple[str, ...] = SERVICES,
+    overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Iterator[dict[str, str]]:
-    """Every service app served at once: service name → base URL.
+    """Every service app served at once: service name → base URL (``overrides``: settings per service).
 
     Billing comes first whenever tenancy is served: tenancy's onboarding opens metering accounts there.
     """
@@ -78,7 +85,14 @@ def served_services(
     try:
         for service in services:
             with no_socle_environment():
-                app = create_app(service, database, keycloak, credentials, billing_url=urls.get("billing"))
+                app = create_app(
+                    service,
+                    database,
+                    keycloak,
+                    credentials,
+                    billing_url=urls.get("billing"),
+                    **(overrides or {}).get(service, {}),
+                )
             context = serve(app)
             urls[service] = context.__enter__()
             contexts.append(context)
@@ -88,9 +102,11 @@ def served_services(
             context.__exit__(None, None, None)
 
 
-def bearer(kc_admin: Any, roles: tuple[str, ...], organization: tuple[str, Any] | None = None) -> dict[str, str]:
-    """Headers with a real Keycloak token (a client-credentials client with these roles and tenant)."""
-    client = kc_admin.create_client(roles=roles, organization=organization)
+def bearer(
+    kc_admin: Any, roles: tuple[str, ...], organization: tuple[str, Any] | None = None, lifespan: int | None = None
+) -> dict[str, str]:
+    """Headers with a real Keycloak token (a client-credentials client with these roles and tenant, ``lifespan`` s)."""
+    client = kc_admin.create_client(roles=roles, organization=organization, access_token_lifespan=lifespan)
     return {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
 
 

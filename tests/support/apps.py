@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 from litestar import Litestar
 
+from socle_core.server import UVICORN_OPTIONS
 from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.processes import free_port
 from socle_devstack.stack import Database
@@ -29,9 +30,13 @@ def settings_kwargs(service: str, database: Database, keycloak: KeycloakServer, 
 
 @contextmanager
 def served(app: Litestar) -> Iterator[str]:
-    """Serve an app with uvicorn in a thread on a free local port (lifespan included); yields its base URL."""
+    """Serve an app with uvicorn in a thread on a free local port (lifespan included); yields its base URL.
+
+    With the services' own protocol and limits (``socle_core.server``), as the devstack and the image run them.
+    """
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **UVICORN_OPTIONS)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

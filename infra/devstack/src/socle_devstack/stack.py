@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from socle_core.local_stack import database_url
 from socle_core.provisioning import ServiceRoles, create_database, provision_service
+from socle_core.server import UVICORN_ARGS
 from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.mail import MailSink
 from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
@@ -186,6 +187,7 @@ class ServiceProcess:
                 "--port",
                 str(self.port),
                 "--no-access-log",
+                *UVICORN_ARGS,
             ],
             self.log_file,
             env={**_clean_env(), **env},

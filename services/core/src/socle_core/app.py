@@ -33,8 +33,11 @@ from socle_core.auth import (
 )
 from socle_core.db import close_abandoned_sessions, create_engine, create_session_maker, provide_db_session
 from socle_core.directory import TenantBindings
+from socle_core.docs import LocalRedocPlugin, document_answers
 from socle_core.errors import exception_handlers
+from socle_core.headers import security_headers
 from socle_core.health import DEFAULT_CHECKS, ReadinessCheck, live, ready
+from socle_core.inputs import request_input_middleware
 from socle_core.logging import configure_logging
 from socle_core.observability import correlation_middleware
 from socle_core.settings import ServiceSettings
@@ -65,7 +68,8 @@ def create_service_app(
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     state = State({"settings": settings, "readiness_checks": readiness_checks or dict(DEFAULT_CHECKS)})
     state.update(extra_state or {})
-    return Litestar(
+    openapi = _openapi(settings, title, description)
+    app = Litestar(
         route_handlers=[live, ready, _Metrics, *route_handlers],
         state=state,
         lifespan=[_infrastructure(settings), *lifespan],
@@ -74,6 +78,7 @@ def create_service_app(
             correlation_middleware,
             PrometheusConfig(app_name=f"socle_{settings.service_name}", group_path=True).middleware,
             authentication_middleware(public_paths or PUBLIC_PATHS),
+            request_input_middleware(),
             tenant_guard_middleware(),
         ],
         exception_handlers=exception_handlers,
@@ -82,12 +87,15 @@ def create_service_app(
             audit_cross_tenant_attempt,
             *litestar_kwargs.pop("after_exception", []),
         ],
-        openapi_config=_openapi(settings, title, description),
+        before_send=[security_headers(openapi.path or "/schema"), *litestar_kwargs.pop("before_send", [])],
+        openapi_config=openapi,
         cors_config=CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None,
         logging_config=None,
         debug=False,
         **litestar_kwargs,
     )
+    document_answers(app)
+    return app
 
 
 def _infrastructure(settings: ServiceSettings) -> Lifespan:
@@ -122,6 +130,7 @@ def _openapi(settings: ServiceSettings, title: str, description: str) -> OpenAPI
         version="0.1.0",
         description=description,
         path="/schema",
+        render_plugins=[LocalRedocPlugin()],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(

@@ -446,8 +446,9 @@ class TenantGuardMiddleware(ASGIMiddleware):
     Runs after authentication, for callers whose token names an organization; platform-wide
     callers (operator, auditor) have no tenant to compare with, and a tenant can reach the
     database only through ``TenantId``, which never comes from a header or a body. The body
-    is read once and cached by Litestar for the handler; it is parsed here only when it
-    contains ``"tenant``.
+    is read once and cached by Litestar for the handler, and decoded here as the handler will
+    decode it: ``RequestInputMiddleware`` has already refused (415) a body of another media
+    type on a route that reads JSON, so no body reaches a handler without this check.
     """
 
     scopes = (ScopeType.HTTP,)
@@ -467,17 +468,24 @@ class TenantGuardMiddleware(ASGIMiddleware):
         await next_app(scope, receive, send)
 
 
+class _Members(list[tuple[str, Any]]):
+    """An object's members in order, duplicates kept: a later duplicate may not hide another tenant."""
+
+
 def _tenant_fields(body: bytes) -> list[tuple[str, str]]:
-    """The tenant-naming fields of a JSON object body; anything unparsable is the handler's to refuse."""
-    if b'"tenant' not in body:
-        return []
+    """The tenant-naming members of a JSON object body, as decoded (``"tenant\\u005fid"`` is ``tenant_id``).
+
+    Every member is looked at, duplicates included; anything unparsable is the handler's to refuse.
+    """
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = json.loads(body, object_pairs_hook=_Members)
+    except (ValueError, RecursionError):
         return []
-    if not isinstance(document, dict):
+    if not isinstance(document, _Members):
         return []
-    return [(name, str(document[name])) for name in TENANT_BODY_FIELDS if isinstance(document.get(name), str | int)]
+    return [
+        (name, str(value)) for name, value in document if name in TENANT_BODY_FIELDS and isinstance(value, str | int)
+    ]
 
 
 def tenant_guard_middleware() -> TenantGuardMiddleware:

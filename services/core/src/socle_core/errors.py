@@ -9,6 +9,7 @@ errors the list of offending fields with their location.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +17,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import NotAuthorizedException
+from litestar.openapi.datastructures import ResponseSpec
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:socle:problem:"
@@ -49,6 +51,14 @@ class Problem(Exception):
         self.errors = list(errors or [])
         self.headers = dict(headers or {})
         self.extensions = extensions
+
+
+class BadRequest(Problem):
+    """A request the service cannot read at all (undecodable, unknown parameter), before any validation."""
+
+
+class UnsupportedMediaType(Problem):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
 class NotFound(Problem):
@@ -195,6 +205,50 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
+@dataclass
+class ProblemField:
+    """One offending field: ``location`` body, query, path or header; ``field`` its path (``query.offset``)."""
+
+    location: str
+    field: str
+    detail: str
+
+
+@dataclass
+class ProblemDetails:
+    """An RFC 9457 problem: the shape of every error answer of every Socle service."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemField] | None = None
+
+
+#: The problem answers any route may give, documented on every operation of the OpenAPI document.
+DOCUMENTED_PROBLEMS = {
+    400: "The request cannot be read: undecodable text, a NUL character, JSON nested too deep, an unknown query "
+    "parameter",
+    401: "No valid access token",
+    403: "The token's roles or tenant do not allow this",
+    404: "No such resource, or one of another tenant",
+    409: "The request conflicts with the resource's current state",
+    413: "The body is too large",
+    415: "The body's content type is not the one this operation reads",
+    422: "A field is invalid (each one is listed in errors)",
+}
+
+
+def problem_response_specs() -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails, description=description, media_type=PROBLEM_JSON, generate_examples=False
+        )
+        for status, description in DOCUMENTED_PROBLEMS.items()
+    }
+
+
 exception_handlers: dict[type[Exception] | int, Any] = {
     Problem: handle_problem,
     HTTPException: handle_http_exception,
@@ -202,14 +256,18 @@ exception_handlers: dict[type[Exception] | int, Any] = {
 }
 
 __all__ = [
+    "DOCUMENTED_PROBLEMS",
     "PROBLEM_JSON",
+    "BadRequest",
     "Conflict",
     "Forbidden",
     "InvalidInput",
     "NotFound",
     "Problem",
+    "ProblemDetails",
     "ServiceUnavailable",
     "Unauthenticated",
+    "UnsupportedMediaType",
     "exception_handlers",
     "problem_response",
 ]

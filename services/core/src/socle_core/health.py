@@ -13,9 +13,10 @@ from typing import Any
 
 from litestar import Response, get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import text
 
-from socle_core.errors import PROBLEM_JSON, problem_body
+from socle_core.errors import PROBLEM_JSON, ProblemDetails, problem_body
 
 ReadinessCheck = Callable[[State], Awaitable[None]]
 
@@ -40,7 +41,18 @@ def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/health/ready", tags=["health"])
+@get(
+    "/health/ready",
+    tags=["health"],
+    responses={
+        503: ResponseSpec(
+            ProblemDetails,
+            description="Not ready: the failing checks",
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+    },
+)
 async def ready(state: State) -> Response[dict[str, Any]]:
     checks: dict[str, ReadinessCheck] = state.readiness_checks
     results: dict[str, dict[str, Any]] = {}

@@ -23,6 +23,7 @@ from socle_billing.domain.metering_accounts import services
 from socle_billing.domain.metering_accounts.schemas import MeteringAccountIn, MeteringAccountOut, MeteringAccountPage
 from socle_core.auth import Principal, system_tenant
 from socle_core.db import bind_tenant
+from socle_core.inputs import MAX_INT32
 from socle_core.tenant import TenantId
 
 #: Realm roles that open accounts (besides the platform service account, which has ``operator``).
@@ -92,7 +93,7 @@ class MeteringAccountController(Controller):
         request: Request[Principal, Any, Any],
         state: State,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=MAX_INT32)] = 0,
     ) -> MeteringAccountPage:
         principal = request.user
         if not _is_platform_client(principal, state.settings):

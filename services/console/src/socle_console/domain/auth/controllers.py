@@ -32,11 +32,15 @@ from socle_console.domain.auth.services import (
 from socle_core.auth import principal_from_claims
 from socle_core.db import tenant_session
 from socle_core.errors import Problem
+from socle_core.inputs import IGNORED_QUERY_PARAMS
 
 #: Errors Keycloak answers a ``prompt=none`` login with when it needs the user: ask again, visibly.
 _INTERACTION_NEEDED = {"login_required", "interaction_required", "consent_required"}
 _ALIAS = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ALL_ORGANIZATIONS = "openid organization:*"
+
+#: What Keycloak adds to the authorization response besides ``code``, ``state`` and ``error``.
+KEYCLOAK_CALLBACK_EXTRAS = ("session_state", "iss", "error_description", "error_uri")
 
 
 class LoginFailed(Problem):
@@ -96,7 +100,7 @@ class AuthController(Controller):
         scope = organization_scope(organization) if organization else ALL_ORGANIZATIONS
         return await redirect_to_provider(db_session, state.settings, oidc, scope=scope, next_path=safe_next(next_path))
 
-    @get("/callback")
+    @get("/callback", opt={IGNORED_QUERY_PARAMS: KEYCLOAK_CALLBACK_EXTRAS})
     async def callback(
         self,
         request: Request[Any, Any, Any],

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.auth import Principal
 from socle_core.errors import Forbidden
+from socle_core.inputs import MAX_INT32
 from socle_identity.deps import TenantAdmin, provide_tenant_admin
 from socle_identity.domain.members.schemas import (
     Invitation,
@@ -76,7 +77,7 @@ class MemberController(Controller):
         self,
         request: Request[Principal, Any, Any],
         member_listing: NamedDependency[MemberService],
-        first: Annotated[int, QueryParameter(ge=0, description="Index of the first member")] = 0,
+        first: Annotated[int, QueryParameter(ge=0, le=MAX_INT32, description="Index of the first member")] = 0,
         max_: Annotated[int, QueryParameter(name="max", ge=1, le=100, description="Page size (1 to 100)")] = 50,
     ) -> MemberPage:
         items, total = await member_listing.page(first, max_)
@@ -102,7 +103,7 @@ class MemberController(Controller):
         self,
         request: Request[Principal, Any, Any],
         member_listing: NamedDependency[MemberService],
-        first: Annotated[int, QueryParameter(ge=0, description="Index of the first invitation")] = 0,
+        first: Annotated[int, QueryParameter(ge=0, le=MAX_INT32, description="Index of the first invitation")] = 0,
         max_: Annotated[int, QueryParameter(name="max", ge=1, le=100, description="Page size (1 to 100)")] = 50,
     ) -> InvitationPage:
         items, total = await member_listing.invitations(first, max_)

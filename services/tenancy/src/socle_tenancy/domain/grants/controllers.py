@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from socle_core.audit import record_detached
 from socle_core.auth import Principal
 from socle_core.errors import NotFound
+from socle_core.inputs import MAX_INT32
 from socle_core.tenant import TenantId
 from socle_tenancy.db.models import Dataset
 from socle_tenancy.domain.audit.services import actor_of
@@ -68,7 +69,7 @@ class GrantController(Controller):
         status: FromQuery[GrantStatus | None] = None,
         dataset: FromQuery[Dataset | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_INT32)] = 0,
     ) -> GrantPage:
         """Grants the caller's tenant gave or received, newest first; offset pagination."""
         tenant = _tenant(request.user, READERS)

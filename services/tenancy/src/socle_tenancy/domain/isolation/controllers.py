@@ -12,6 +12,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from socle_core.audit import record_detached
 from socle_core.auth import Principal
+from socle_core.docs import OTHER_MEDIA_TYPES
 from socle_core.errors import ServiceUnavailable
 from socle_tenancy.config import TenancySettings
 from socle_tenancy.domain.isolation import signing
@@ -37,7 +38,7 @@ class IsolationReportController(Controller):
             raise ServiceUnavailable(str(exc)) from exc
         return signing.published(key)
 
-    @post("/reports", status_code=HTTP_201_CREATED)
+    @post("/reports", status_code=HTTP_201_CREATED, opt={OTHER_MEDIA_TYPES: {HTTP_201_CREATED: ("text/html",)}})
     async def create_report(
         self, request: Request[Principal, Any, Any], state: State, data: JSONBody[ReportRequest | None] = None
     ) -> Response[Any]:

@@ -27,6 +27,10 @@ log = structlog.get_logger("socle.tenancy.keycloak")
 CONSOLE_CLIENT_ID = "socle-console"
 
 
+#: Realm roles of platform-wide accounts, which onboarding never turns into a commune's admin.
+PLATFORM_ROLES = frozenset({"operator", "auditor", "partner", "device"})
+
+
 class KeycloakError(ServiceUnavailable):
     """Keycloak could not be reached or refused a request; a retry may succeed."""
 
@@ -218,15 +222,37 @@ class KeycloakAdmin:
 
     # -- users -------------------------------------------------------------------------
 
-    async def ensure_invited_user(self, email: str, *, realm_role: str) -> dict[str, Any]:
+    async def ensure_invited_user(self, email: str, *, realm_role: str, organization_id: str) -> dict[str, Any]:
         """The user with this email (created with pending required actions), holding ``realm_role``.
 
         A new account also has to enrol a one-time password before its first login (every admin
-        role requires one): the invitation's link walks through it after the password.
+        role requires one): the invitation's link walks through it after the password. An existing
+        account is taken only when it belongs to no other organization and holds no platform role
+        (ADR 0010): otherwise onboarding would hand a commune's administration to another
+        commune's staff, or give platform staff a commune role.
         """
-        user, _ = await self.ensure_user(email, otp=True)
+        user, created = await self.ensure_user(email, otp=True)
+        if not created:
+            await self._refuse_foreign_account(str(user["id"]), organization_id)
         await self.grant_realm_roles(str(user["id"]), [realm_role])
         return user
+
+    async def _refuse_foreign_account(self, user_id: str, organization_id: str) -> None:
+        memberships = (
+            await self._request(
+                "GET",
+                f"/organizations/members/{quote(user_id)}/organizations",
+                params={"briefRepresentation": "true"},
+            )
+        ).json()
+        elsewhere = [m for m in memberships if m.get("id") != organization_id]
+        platform = set(await self.realm_roles(user_id)) & PLATFORM_ROLES
+        user = (await self._request("GET", f"/users/{quote(user_id)}")).json()
+        if elsewhere or platform or user.get("serviceAccountClientLink"):
+            raise Conflict(
+                "l'adresse du premier administrateur est celle d'un compte existant d'une autre collectivité "
+                "ou de la plateforme : indiquez une autre adresse"
+            )
 
     async def ensure_user(
         self, email: str, *, first_name: str | None = None, last_name: str | None = None, otp: bool = False

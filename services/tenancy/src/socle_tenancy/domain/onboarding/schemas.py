@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from socle_core.inputs import MAX_INT32
 from socle_tenancy.db.models import OnboardingStep
 from socle_tenancy.domain.tenants.schemas import TenantOut
 
@@ -18,9 +19,9 @@ EmailDomain = Annotated[str, StringConstraints(pattern=_DOMAIN, to_lower=True, s
 class QuotasIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_devices: int | None = Field(default=None, ge=0)
-    max_readings_per_day: int | None = Field(default=None, ge=0)
-    storage_gb: int | None = Field(default=None, ge=0)
+    max_devices: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    max_readings_per_day: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    storage_gb: int | None = Field(default=None, ge=0, le=MAX_INT32)
 
 
 class OnboardingIn(BaseModel):

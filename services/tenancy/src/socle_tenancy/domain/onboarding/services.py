@@ -339,7 +339,11 @@ class OnboardingWorkflow:
         tenant = await self._tenant(tenant_id)
         assert tenant.first_admin_email
         assert tenant.keycloak_organization_id
-        user = await self._keycloak.ensure_invited_user(tenant.first_admin_email, realm_role=ADMIN_ROLE[tenant.kind])
+        user = await self._keycloak.ensure_invited_user(
+            tenant.first_admin_email,
+            realm_role=ADMIN_ROLE[tenant.kind],
+            organization_id=tenant.keycloak_organization_id,
+        )
         await self._keycloak.ensure_member(tenant.keycloak_organization_id, str(user["id"]))
         required_actions = list(user.get("requiredActions", []))
         # A retry after a crash may send the e-mail again: a second valid link is harmless.

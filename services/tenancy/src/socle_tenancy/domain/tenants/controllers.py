@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.auth import Principal
+from socle_core.inputs import MAX_INT32
 from socle_tenancy.db.models import Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin, require_registry_reader
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
@@ -38,7 +40,7 @@ class EpciController(Controller):
     path = "/v1/epcis"
     tags = ["epci"]
 
-    @post("/")
+    @post("/", responses={HTTP_200_OK: ResponseSpec(EpciOut, description="Already registered: the EPCI as it is")})
     async def register(
         self,
         data: JSONBody[EpciIn],
@@ -84,7 +86,7 @@ class TenantController(Controller):
         request: Request[Principal, Any, Any],
         db_session: NamedDependency[AsyncSession],
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_INT32)] = 0,
         kind: FromQuery[TenantKind | None] = None,
         status: FromQuery[TenantStatus | None] = None,
     ) -> TenantPage:

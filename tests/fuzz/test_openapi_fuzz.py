@@ -1,0 +1,131 @@
+"""Schemathesis against the OpenAPI document of every service, with real tokens of several roles.
+
+Every service is served by uvicorn with its production protocol on the test servers, the
+demo EPCI and three of its communes onboarded through the API, then schemathesis's command
+line runs against each service's ``/schema/openapi.json``: no answer may be a 5xx, nor have
+a status or a content type the document does not list (checks ``not_a_server_error``,
+``status_code_conformance``, ``content_type_conformance``).
+
+Bounded by ``FUZZ_PROFILE``:
+
+- ``suite`` (the default, in ``make test``): per service, schemathesis's coverage phase
+  (boundary and invalid values of every parameter and field: NUL, huge integers, wrong types,
+  missing fields) with one role and its fuzzing phase with another, ``FUZZ_MAX_EXAMPLES``
+  (default 5) cases per operation;
+- ``full`` (``make fuzz``): the examples, coverage and fuzzing phases with every role,
+  ``FUZZ_MAX_EXAMPLES`` (default 50) cases per operation.
+
+``FUZZ_SEED`` fixes the generation (the same cases on every run unless it changes).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from socle_devstack.stack import SERVICES
+from tests.isolation.servers import bearer, onboard_demo, served_services
+
+PROFILE = os.environ.get("FUZZ_PROFILE", "suite")
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50" if PROFILE == "full" else "5"))
+SEED = os.environ.get("FUZZ_SEED", "20261201")
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"
+
+#: Realm roles, and whether the token names the test commune.
+ROLES: dict[str, tuple[str, bool]] = {
+    "operator": ("operator", False),
+    "auditor": ("auditor", False),
+    "commune-admin": ("commune-admin", True),
+    "commune-agent": ("commune-agent", True),
+    "device": ("device", True),
+    "partner": ("partner", True),
+}
+#: The suite's bound: (role of the coverage phase, role of the fuzzing phase) per service.
+SUITE_PLAN: dict[str, tuple[str, str]] = {
+    "tenancy": ("commune-admin", "operator"),
+    "identity": ("commune-admin", "operator"),
+    "billing": ("operator", "commune-admin"),
+    "ingestion": ("device", "commune-agent"),
+    "timeseries": ("partner", "commune-agent"),
+    "console": ("commune-admin", "auditor"),
+}
+
+
+def runs_of(service: str) -> list[tuple[str, str]]:
+    """(role, phases) of each schemathesis run against a service."""
+    if PROFILE == "full":
+        return [(role, "examples,coverage,fuzzing") for role in ROLES]
+    coverage_role, fuzzing_role = SUITE_PLAN[service]
+    return [(coverage_role, "coverage"), (fuzzing_role, "fuzzing")]
+
+
+@pytest.fixture(scope="module")
+def platform(database, keycloak, credentials, kc_admin) -> Iterator[dict[str, Any]]:
+    """Every service served, the demo communes onboarded, an hour-long token per role."""
+    overrides = {"tenancy": {"report_signing_key": "fuzz-" + uuid.uuid4().hex * 2}}
+    with served_services(database, keycloak, credentials, overrides=overrides) as urls:
+        commune = onboard_demo(urls["tenancy"], bearer(kc_admin, ("operator",)))[0]
+        tokens = {
+            name: bearer(
+                kc_admin, (role,), (commune["key"], uuid.UUID(commune["id"])) if tenant_bound else None, lifespan=3600
+            )["Authorization"]
+            for name, (role, tenant_bound) in ROLES.items()
+        }
+        yield {"urls": urls, "tokens": tokens}
+
+
+def schemathesis(url: str, authorization: str, phases: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{url}/schema/openapi.json",
+        "--header",
+        f"Authorization: {authorization}",
+        "--checks",
+        CHECKS,
+        "--phases",
+        phases,
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        SEED,
+        "--no-shrink",
+        "--max-redirects",
+        "0",
+        "--request-timeout",
+        "60",
+        "--workers",
+        "1",
+    ]
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1800, check=False)
+
+
+@pytest.mark.timeout(7200 if PROFILE == "full" else 900)
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_server_error_nor_undocumented_answer(platform, service: str, tmp_path: Path) -> None:
+    failed, cases = [], 0
+    for role, phases in runs_of(service):
+        started = time.monotonic()
+        run = schemathesis(platform["urls"][service], platform["tokens"][role], phases, tmp_path)
+        generated = re.search(r"(\d+) generated", run.stdout)
+        cases += int(generated[1]) if generated else 0
+        count = generated[0] if generated else "nothing generated"
+        print(f"{service} as {role} ({phases}): {count} in {time.monotonic() - started:.0f} s, exit {run.returncode}")
+        if run.returncode != 0:
+            failed.append(
+                f"--- {service} as {role} ({phases}), exit {run.returncode}\n{run.stdout[-6000:]}{run.stderr[-2000:]}"
+            )
+    if failed:
+        pytest.fail("\n".join(failed), pytrace=False)
+    assert cases >= 10, f"schemathesis generated only {cases} cases against {service}"
