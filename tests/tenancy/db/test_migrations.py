@@ -144,7 +144,7 @@ async def test_the_migrations_go_down_and_up_again_on_an_empty_database(database
             _with_database(database.admin_dsn, name),
             name,
             roles,
-            database.credentials["tenancy_owner"],
+            database.credentials["tenancy_migrator"],
             database.credentials["tenancy_app"],
         )
         owner_url = database.url("tenancy", "owner").rsplit("/", 1)[0] + f"/{name}"

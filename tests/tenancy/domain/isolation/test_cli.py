@@ -45,7 +45,7 @@ def broken_database(database, credentials) -> Iterator[dict[str, str]]:
                 admin,
                 name,
                 ServiceRoles.for_service(service),
-                credentials[f"{service}_owner"],
+                credentials[f"{service}_migrator"],
                 credentials[f"{service}_app"],
             )
 
