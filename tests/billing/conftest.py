@@ -14,6 +14,7 @@ from socle_billing.app import create_app
 from socle_billing.config import BillingSettings
 from tests.support.apps import settings_kwargs
 from tests.support.keycloak_admin import ClientCredentials
+from tests.support.registry import register_tenant
 
 
 @pytest.fixture
@@ -45,5 +46,7 @@ def auditor(kc_admin) -> dict[str, str]:
 
 
 def corsican_commune() -> tuple[uuid.UUID, str]:
-    """A tenant id and a valid commune key no tenancy test onboards (Corse-du-Sud / Haute-Corse codes)."""
-    return uuid.uuid4(), f"commune-2{random.choice('AB')}{random.randint(0, 999):03d}"
+    """A registered tenant id and a valid commune key no tenancy test onboards (Corse-du-Sud / Haute-Corse codes)."""
+    tenant_id, key = uuid.uuid4(), f"commune-2{random.choice('AB')}{random.randint(0, 999):03d}"
+    register_tenant(tenant_id, key)
+    return tenant_id, key

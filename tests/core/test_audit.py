@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from socle_core.audit import PLATFORM_TENANT, record, record_detached
 from socle_core.auth import system_tenant
 from socle_core.db import create_session_maker, tenant_context, tenant_session
+from socle_core.errors import NotFound
 from socle_devstack.stack import DATABASE, SERVICES, _with_database
 from socle_tenancy.domain.audit.services import verify
 from tests.support.fixtures import new_tenant
@@ -126,6 +127,16 @@ async def test_events_without_a_tenant_go_to_the_platform_chain(database, servic
     assert len(rows) == before + 1
     assert rows[-1]["seq"] == seq
     assert rows[-1]["action"] == "platform.checked"
+
+
+async def test_an_entry_for_a_tenant_the_registry_does_not_know_is_not_found(database, service_engine) -> None:
+    stray = uuid.uuid4()
+    with pytest.raises(NotFound, match="dans le registre des locataires") as refused:
+        await record_detached(service_engine, system_tenant(stray, reason="test"), actor="u", action="devices.create")
+    assert refused.value.extensions == {"tenant_id": str(stray)}
+    assert await _chain(database, stray) == []
+    with pytest.raises(TypeError, match="give a TenantId"):
+        await record_detached(service_engine, stray, actor="u", action="devices.create")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

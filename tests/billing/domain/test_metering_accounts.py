@@ -10,6 +10,7 @@ import pytest
 
 from socle_tenancy.domain.isolation.services import dsn
 from tests.billing.conftest import bearer, corsican_commune
+from tests.support.registry import register_tenant
 from tests.tenancy.conftest import assert_problem
 
 
@@ -63,11 +64,24 @@ async def test_the_platform_opens_an_account_once_and_gets_the_same_back(billing
 
 async def test_an_operator_may_open_an_epci_account(billing, operator) -> None:
     tenant_id, siren = uuid.uuid4(), str(random.randint(200_000_000, 299_999_999))
+    register_tenant(tenant_id, f"epci-{siren}")
     response = await billing.put(
         f"/v1/metering-accounts/{tenant_id}", json={"tenant_key": f"epci-{siren}", "kind": "epci"}, headers=operator
     )
     assert response.status_code == 201, response.text
     assert response.json()["kind"] == "epci"
+
+
+async def test_an_account_of_a_tenant_the_registry_does_not_know_is_refused(billing, platform) -> None:
+    """Its opening would start an audit chain for a tenant no onboarding registered: nothing is opened."""
+    tenant_id, key = uuid.uuid4(), f"commune-2A{random.randint(0, 999):03d}"
+    url = f"/v1/metering-accounts/{tenant_id}"
+    problem = assert_problem(
+        await billing.put(url, json={"tenant_key": key, "kind": "commune"}, headers=platform), 404, "not-found"
+    )
+    assert "registre des locataires" in problem["detail"]
+    assert problem["tenant_id"] == str(tenant_id)
+    assert_problem(await billing.get(url, headers=platform), 404, "not-found")
 
 
 async def test_conflicting_openings_change_nothing(billing, platform, database) -> None:

@@ -25,8 +25,10 @@ from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from socle_core.errors import NotFound
 from socle_core.tenant import TenantId
 
 #: The chain of platform-level events (no tenant): the nil UUID.
@@ -40,6 +42,8 @@ ACTION = re.compile(r"[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+")
 MAX_ACTION, MAX_ACTOR, MAX_TARGET, MAX_DETAILS = 100, 255, 500, 16384
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+#: SQLSTATE of ``tenancy.append_audit`` for a chain of a tenant the registry does not know.
+_UNKNOWN_TENANT = "23503"
 _CONTEXT = text("SELECT set_config('app.tenant_id', :tenant, true)")
 _APPEND = text("SELECT tenancy.append_audit(:tenant, :actor, :action, :target, :outcome, CAST(:details AS jsonb))")
 
@@ -84,7 +88,16 @@ def _parameters(
 
 
 async def _append(executor: AsyncSession | AsyncConnection, parameters: dict[str, Any]) -> int:
-    seq = await executor.scalar(_APPEND, parameters)
+    try:
+        seq = await executor.scalar(_APPEND, parameters)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) == _UNKNOWN_TENANT:  # bad input: no such tenant; else a bug
+            raise NotFound(
+                f"aucun locataire {parameters['tenant']} dans le registre des locataires : "
+                "rien ne peut être consigné à son journal d'audit",
+                tenant_id=str(parameters["tenant"]),
+            ) from exc
+        raise
     if seq is None:  # the function always returns the new sequence number
         raise RuntimeError("tenancy.append_audit returned no sequence number")
     return int(seq)
@@ -103,9 +116,9 @@ async def record(
     """Append an entry to the tenant's chain in the caller's transaction; returns its sequence number.
 
     The transaction's tenant context must be that tenant (none for the platform chain), or
-    the database refuses the write. The chain's per-tenant lock is held until the caller's
-    transaction ends: record late in a unit of work, and record for two tenants in the order
-    of their ids.
+    the database refuses the write; a tenant the registry does not know is a ``NotFound``.
+    The chain's per-tenant lock is held until the caller's transaction ends: record late in
+    a unit of work, and record for two tenants in the order of their ids.
     """
     return await _append(session, _parameters(tenant, actor, action, target, outcome, details))
 
@@ -125,6 +138,8 @@ async def record_detached(
     The transaction runs in ``tenant``'s context (a ``TenantId``, which only the auth layer
     issues; ``None`` for the platform chain), the same context the entry is bound to.
     """
+    if tenant is not None and not isinstance(tenant, TenantId):
+        raise TypeError("record_detached opens the tenant's context: give a TenantId (socle_core.auth), not an id")
     parameters = _parameters(tenant, actor, action, target, outcome, details)
     async with engine.begin() as connection:
         await connection.execute(_CONTEXT, {"tenant": "" if tenant is None else str(tenant)})
