@@ -24,14 +24,17 @@ from socle_devstack.mqtt import MqttBroker
 from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
 from socle_devstack.processes import free_port
 from socle_devstack.stack import (
+    DATABASE,
     REALM_FILES,
     REPO_ROOT,
     SERVICES,
     Credentials,
     Database,
+    _with_database,
     keycloak_env,
     service_env,
 )
+from tests.support.registry import use_tenant_registry
 
 pytest_plugins = ["tests.support.fixtures"]
 
@@ -71,6 +74,7 @@ def database(postgres: PostgresServer, credentials: Credentials) -> Database:
     for service in SERVICES:
         migrations = REPO_ROOT / "services" / service / "src" / f"socle_{service}" / "db" / "migrations"
         upgrade(migrations, db.url(service, "owner"), service)
+    use_tenant_registry(_with_database(postgres.admin_dsn, DATABASE))
     return db
 
 

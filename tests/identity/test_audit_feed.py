@@ -401,3 +401,24 @@ async def test_only_the_operator_or_the_platform_client_may_run_an_import(identi
     allowed = await identity.post("/v1/audit-feed/sync", headers=_bearer(token.json()["access_token"]))
     assert allowed.status_code == 200, allowed.text
     assert [s["stream"] for s in allowed.json()["streams"]] == ["events", "admin-events"]
+
+
+async def test_the_events_of_a_tenant_the_registry_does_not_know_go_to_the_platform_chain(
+    identity, operator, keycloak, kc_admin, login_client, database
+) -> None:
+    """An organization made by hand in Keycloak, with a tenant id no onboarding registered: no chain starts for it."""
+    alias, stray = f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    response = kc_admin.request(
+        "POST",
+        "/organizations",
+        json={"alias": alias, "name": alias, "enabled": True, "attributes": {"tenant_id": [str(stray)]}},
+    )
+    commune = Commune(alias, stray, response.headers["Location"].rsplit("/", 1)[-1])
+    agent = create_user(kc_admin, "commune-agent")
+    join(kc_admin, commune, agent)
+    assert password_login(keycloak, login_client, agent).status_code == 200
+
+    await sync(identity, operator)
+    assert await chain(database, stray) == []
+    landed = of_event(await chain(database, PLATFORM_TENANT), "login.success", user_id=agent.id)
+    assert [e["details"]["tenants"] for e in landed] == [[str(stray)]]

@@ -37,7 +37,7 @@ def throwaway_database(
                 admin,
                 name,
                 ServiceRoles.for_service(service),
-                credentials[f"{service}_owner"],
+                credentials[f"{service}_migrator"],
                 credentials[f"{service}_app"],
             )
 

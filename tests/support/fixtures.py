@@ -16,6 +16,7 @@ from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.stack import Database
 from tests.support.apps import served, settings_kwargs
 from tests.support.keycloak_admin import KeycloakAdmin
+from tests.support.registry import register_tenant
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,10 @@ class TestTenant:
 
 
 def new_tenant(prefix: str = "commune") -> TestTenant:
-    return TestTenant(f"{prefix}-{uuid.uuid4().hex[:8]}", uuid.uuid4())
+    """A tenant for tokens and organizations, already in the tenant registry when a database is up."""
+    tenant = TestTenant(f"{prefix}-{uuid.uuid4().hex[:8]}", uuid.uuid4())
+    register_tenant(tenant.id, tenant.alias)
+    return tenant
 
 
 async def registered_commune(database: Database, status: str = "active") -> TestTenant:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from socle_devstack.keycloak import REALM, KeycloakServer
+from tests.support.registry import register_tenant
 
 
 def admin_api(keycloak: KeycloakServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -236,6 +237,7 @@ class Commune:
 
 def create_commune(kc_admin: KeycloakAdmin) -> Commune:
     alias, tenant_id = f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4()
+    register_tenant(tenant_id, alias)
     response = kc_admin.request(
         "POST",
         "/organizations",

@@ -144,7 +144,7 @@ async def test_the_migrations_go_down_and_up_again_on_an_empty_database(database
             _with_database(database.admin_dsn, name),
             name,
             roles,
-            database.credentials["tenancy_owner"],
+            database.credentials["tenancy_migrator"],
             database.credentials["tenancy_app"],
         )
         owner_url = database.url("tenancy", "owner").rsplit("/", 1)[0] + f"/{name}"
@@ -162,7 +162,54 @@ async def test_the_migrations_go_down_and_up_again_on_an_empty_database(database
             }
         finally:
             await check.close()
-        assert tables == {"onboarding_steps", "quotas", "data_grants"}
+        assert tables == {"onboarding_steps", "quotas", "data_grants", "audit_heads"}
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+async def test_every_write_to_a_grant_lands_in_both_parties_chains_whoever_writes_it(tenancy_app) -> None:
+    """SQL straight from the tenancy role, no API: the trigger records it all the same."""
+    async with tenancy_app.connect() as connection:
+        transaction = await connection.begin()
+        grantor, grantee = await _tenant(connection), await _tenant(connection)
+        grant = uuid.uuid4()
+        await connection.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(grantor)})
+        await connection.execute(
+            text(
+                "INSERT INTO tenancy.data_grants (id, grantor_tenant_id, grantee_tenant_id, dataset, reason, "
+                "created_by, expires_at) VALUES (:g, :a, :b, 'devices', 'written by hand', 'mallory', "
+                "now() + interval '1 day')"
+            ),
+            {"g": grant, "a": grantor, "b": grantee},
+        )
+        await connection.execute(
+            text(
+                "UPDATE tenancy.data_grants SET revoked_at = now(), revoked_by = 'mallory', "
+                "revocation_reason = 'quietly' WHERE id = :g"
+            ),
+            {"g": grant},
+        )
+        chains = {}
+        for party in (grantor, grantee):
+            await connection.execute(text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(party)})
+            chains[party] = (
+                await connection.execute(
+                    text(
+                        "SELECT seq, actor, action, target, details FROM tenancy.audit_entries "
+                        "WHERE tenant_id = :t ORDER BY seq"
+                    ),
+                    {"t": party},
+                )
+            ).all()
+        await transaction.rollback()
+    for party, side in ((grantor, "grantor"), (grantee, "grantee")):
+        rows = chains[party]
+        assert [(r.seq, r.actor, r.action, r.target) for r in rows] == [
+            (1, "mallory", "grants.create", f"grant:{grant}"),
+            (2, "mallory", "grants.revoke", f"grant:{grant}"),
+        ]
+        assert rows[0].details["side"] == side
+        assert (rows[0].details["reason"], rows[1].details["reason"]) == ("written by hand", "quietly")
+        assert rows[0].details["database_role"] == "socle_tenancy_app"
+        assert rows[0].details["grantor_tenant_id"] == str(grantor)

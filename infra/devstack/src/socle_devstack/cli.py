@@ -196,6 +196,9 @@ def _extra_env(service: str, ports: dict[str, int], database: Database, credenti
             # The first admins' invitations end on a page linking to the console.
             "SOCLE_TENANCY_CONSOLE_URL": f"http://localhost:{ports['console']}",
             "SOCLE_TENANCY_REPORT_SIGNING_KEY": credentials["report_signing_key"],
+            # The signed heads of the audit chains, published hourly outside the database.
+            "SOCLE_TENANCY_AUDIT_HEADS_SIGNING_KEY": credentials["audit_heads_signing_key"],
+            "SOCLE_TENANCY_AUDIT_HEADS_DIR": str(state_dir() / "audit-heads"),
             "SOCLE_TENANCY_ISOLATION_DATABASE_URLS": json.dumps({s: database.url(s, "app") for s in SERVICES}),
             "SOCLE_TENANCY_ISOLATION_SERVICE_URLS": json.dumps(
                 {s: f"http://127.0.0.1:{p}" for s, p in ports.items() if s != "console"}

@@ -3,8 +3,8 @@
 Order: PostgreSQL (embedded by default, or an existing server given by
 ``SOCLE_DATABASE_URL``), the database roles and schemas of every service, the development
 mail sink, Keycloak with the realm imported (its e-mails sent to the sink), every service's
-migrations (as the schema owner), then every service (as its application role) under
-uvicorn. One log file per process under the state folder.
+migrations (as the schema owner, through each service's migrator role: owners cannot log
+in), then every service (as its application role) under uvicorn. One log file per process under the state folder.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from socle_core.local_stack import database_url
 from socle_core.provisioning import ServiceRoles, create_database, provision_service
 from socle_core.server import UVICORN_ARGS
 from socle_devstack.keycloak import KeycloakServer
@@ -73,8 +72,14 @@ class Credentials:
 
     @staticmethod
     def names() -> list[str]:
-        roles = [f"{s}_{kind}" for s in SERVICES for kind in ("owner", "app")]
-        secrets_ = ["console_client", "platform_client", "keycloak_admin", REPORT_SIGNING_KEY]
+        roles = [f"{s}_{kind}" for s in SERVICES for kind in ("migrator", "app")]
+        secrets_ = [
+            "console_client",
+            "platform_client",
+            "keycloak_admin",
+            REPORT_SIGNING_KEY,
+            "audit_heads_signing_key",
+        ]
         return [*roles, *secrets_, "demo_password", "demo_totp_secret"]
 
     @staticmethod
@@ -109,7 +114,13 @@ class Database:
     credentials: Credentials
 
     def url(self, service: str, kind: str) -> str:
-        return database_url(service, kind, self.credentials[f"{service}_{kind}"], self.host, self.port, DATABASE)
+        """``app``: the application role; ``owner``: the schema owner, reached through the migrator role.
+
+        The owner is NOLOGIN: its URL logs in as the migrator, whose default role is the owner.
+        """
+        roles = ServiceRoles.for_service(service)
+        user, secret = (roles.app, f"{service}_app") if kind == "app" else (roles.migrator, f"{service}_migrator")
+        return f"postgresql+asyncpg://{user}:{self.credentials[secret]}@{self.host}:{self.port}/{DATABASE}"
 
     async def provision(self, services: tuple[str, ...] = SERVICES) -> None:
         await create_database(self.admin_dsn, DATABASE)
@@ -119,7 +130,7 @@ class Database:
                 database_admin,
                 DATABASE,
                 ServiceRoles.for_service(service),
-                self.credentials[f"{service}_owner"],
+                self.credentials[f"{service}_migrator"],
                 self.credentials[f"{service}_app"],
             )
 

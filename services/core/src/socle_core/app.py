@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
-from uuid import UUID
 
 import structlog
 from litestar import Litestar
@@ -163,7 +162,7 @@ async def audit_cross_tenant_attempt(exc: BaseException, scope: Scope) -> None:
     try:
         await record_refusal(
             engine,
-            UUID(attempt.tenant_id) if attempt.tenant_id else None,
+            exc.tenant,
             actor=attempt.subject or attempt.client_id or "unknown",
             action="cross_tenant.refused",
             kind=attempt.where,

@@ -343,11 +343,13 @@ def on_cross_tenant_attempt(attempt: CrossTenantAttempt) -> None:
 
 
 class CrossTenantRefused(NotFound):
-    """The 404 of a cross-tenant attempt; the app's handler also writes it to the audit log."""
+    """The 404 of a cross-tenant attempt; the app's handler also writes it to the caller's audit chain."""
 
-    def __init__(self, attempt: CrossTenantAttempt) -> None:
+    def __init__(self, attempt: CrossTenantAttempt, tenant: TenantId | None = None) -> None:
         super().__init__("no such tenant")
         self.attempt = attempt
+        #: The caller's own tenant (from its token): the chain the attempt is recorded in.
+        self.tenant = tenant
 
 
 def refuse_cross_tenant(principal: Principal, named: str, *, where: str, path: str = "") -> NoReturn:
@@ -362,7 +364,7 @@ def refuse_cross_tenant(principal: Principal, named: str, *, where: str, path: s
         path=path,
     )
     on_cross_tenant_attempt(attempt)
-    raise CrossTenantRefused(attempt)
+    raise CrossTenantRefused(attempt, principal.tenant)
 
 
 def principal_from_claims(claims: Mapping[str, Any]) -> Principal:

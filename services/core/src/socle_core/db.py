@@ -88,6 +88,24 @@ async def tenant_session(
             raise
 
 
+@asynccontextmanager
+async def tenant_context(session: AsyncSession, tenant: TenantId) -> AsyncIterator[AsyncSession]:
+    """Switch the session's open transaction to ``tenant``'s context, and back to its own on exit.
+
+    For the rare write a unit of work makes for another tenant than its own, in the same
+    transaction (e.g. offboarding recording in the leaving commune's audit chain): the
+    ``TenantId`` comes from the auth layer (``system_tenant`` logs why). On an error the
+    transaction rolls back, and the setting with it.
+    """
+    previous = await session.scalar(text("SELECT current_setting(:name, true)"), {"name": TENANT_SETTING})
+    await session.execute(_SET_TENANT, {"name": TENANT_SETTING, "value": str(tenant)})
+    yield session
+    await session.execute(_SET_TENANT, {"name": TENANT_SETTING, "value": previous or ""})
+
+
+_SET_TENANT = text("SELECT set_config(:name, :value, true)")
+
+
 async def provide_db_session(state: State, request: Request[Any, Any, Any]) -> AsyncGenerator[AsyncSession, None]:
     """Litestar dependency: the request's one session and transaction.
 

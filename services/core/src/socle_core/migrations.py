@@ -1,10 +1,12 @@
 """Alembic, the same way for every service, and the tenant-isolation helpers.
 
 Each service keeps its own migration history in its own schema (``<schema>.alembic_version``)
-and runs it as the schema owner. ``tenant_owned_table`` is the only sanctioned way to create
-a tenant-owned table: it enables and forces row-level security and creates the isolation
-policy in the same migration, so such a table cannot ship without its policy
-(``tests/core/test_isolation_catalogue.py`` fails on any table that escaped it).
+and runs it as the schema owner: it connects as the service's migrator role and takes the
+owner's role first (``SET ROLE``; the owner cannot log in, see ``socle_core.provisioning``).
+``tenant_owned_table`` is the only sanctioned way to create a tenant-owned table: it enables
+and forces row-level security and creates the isolation policy in the same migration, so
+such a table cannot ship without its policy (``tests/core/test_isolation_catalogue.py``
+fails on any table that escaped it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from socle_core.provisioning import ServiceRoles
 
 #: The constraint naming convention every service's MetaData uses.
 NAMING_CONVENTION = {
@@ -67,6 +71,9 @@ def run_env(metadata: MetaData) -> None:
         return
 
     def do_run(connection: Connection) -> None:
+        # Objects are created by, and owned by, the owner: whichever role logged in, become it.
+        connection.exec_driver_sql(f'SET ROLE "{ServiceRoles.for_service(str(schema)).owner}"')
+        connection.commit()
         context.configure(
             connection=connection,
             target_metadata=metadata,

@@ -1,9 +1,15 @@
 """Database roles and schemas of a service, created once by an administrator.
 
-Per service: an owner role that owns the schema and its tables and runs the migrations,
-and an application role the service connects with, which is neither owner nor superuser
-nor BYPASSRLS and holds only DML rights. That split is what makes FORCE ROW LEVEL
-SECURITY binding: a table owner could otherwise bypass the policies.
+Per service: an owner role that owns the schema and its tables, an application role the
+service connects with, which is neither owner nor superuser nor BYPASSRLS and holds only
+DML rights, and a migrator role. That split is what makes FORCE ROW LEVEL SECURITY binding:
+a table owner could otherwise bypass the policies.
+
+The owner is NOLOGIN: nobody connects as it, so its powers (which reach past the audit
+log's triggers) are held by no standing credential of a running service. Migrations log in
+as the migrator, a NOINHERIT member of the owner that holds none of its privileges until
+it takes the owner's role (``SET ROLE``, which ``socle_core.migrations`` does, and the
+migrator's default role); its URL reaches the migration Job only.
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ class ServiceRoles:
     schema: str
     owner: str
     app: str
+    migrator: str
 
     @classmethod
     def for_service(cls, service: str) -> ServiceRoles:
-        return cls(service, service, f"socle_{service}_owner", f"socle_{service}_app")
+        prefix = f"socle_{service}"
+        return cls(service, service, f"{prefix}_owner", f"{prefix}_app", f"{prefix}_migrator")
 
 
 def _ident(name: str) -> str:
@@ -47,21 +55,32 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+_LIMITS = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION"
+
+
+async def _role(connection: asyncpg.Connection, role: str, attributes: str) -> None:
+    exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+    await connection.execute(f"{'ALTER' if exists else 'CREATE'} ROLE {_ident(role)} {attributes}")
+
+
 async def provision_service(
-    admin_dsn: str, database: str, roles: ServiceRoles, owner_password: str, app_password: str
+    admin_dsn: str, database: str, roles: ServiceRoles, migrator_password: str, app_password: str
 ) -> None:
-    """Idempotently create the roles, the schema and the grants of one service."""
+    """Idempotently create the roles, the schema and the grants of one service.
+
+    Run again on a database provisioned before owners became NOLOGIN, it takes the owner's
+    login and password away.
+    """
     connection = await asyncpg.connect(admin_dsn)
     try:
-        for role, password in ((roles.owner, owner_password), (roles.app, app_password)):
-            exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-            verb = "ALTER" if exists else "CREATE"
-            await connection.execute(
-                f"{verb} ROLE {_ident(role)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                f"NOBYPASSRLS NOREPLICATION PASSWORD {_literal(password)}"
-            )
+        await _role(connection, roles.owner, f"NOLOGIN {_LIMITS} PASSWORD NULL")
+        await _role(connection, roles.app, f"LOGIN {_LIMITS} PASSWORD {_literal(app_password)}")
+        await _role(connection, roles.migrator, f"LOGIN NOINHERIT {_LIMITS} PASSWORD {_literal(migrator_password)}")
         owner, app, schema = _ident(roles.owner), _ident(roles.app), _ident(roles.schema)
-        await connection.execute(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {owner}, {app}")
+        migrator = _ident(roles.migrator)
+        await connection.execute(f"GRANT {owner} TO {migrator}")
+        await connection.execute(f"ALTER ROLE {migrator} SET role = {_literal(roles.owner)}")
+        await connection.execute(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {migrator}, {app}")
         await connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {owner}")
         await connection.execute(f"REVOKE ALL ON SCHEMA {schema} FROM PUBLIC")
         await connection.execute(f"GRANT USAGE ON SCHEMA {schema} TO {app}")

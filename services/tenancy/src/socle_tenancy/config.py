@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
@@ -53,6 +54,22 @@ class TenancySettings(ServiceSettings):
         "evidence reports; its public key is published at GET /v1/isolation/public-key. The report endpoints "
         "answer 503 until it is set.",
     )
+    audit_heads_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Secret (32+ random characters) the Ed25519 key signing the audit chains' heads is derived "
+        "from; GET /v1/audit/heads answers 503 and nothing is published until it is set.",
+    )
+    audit_heads_dir: Path | None = Field(
+        default=None,
+        description="Directory of the append-only JSON Lines files (audit-heads-YYYY-MM.jsonl) the signed heads "
+        "are published to, outside the database: a volume of its own, WORM storage, or one shipped to the auditor.",
+    )
+    audit_heads_interval_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="Seconds between two publications of the signed heads to audit_heads_dir (0: never; "
+        "`python -m socle_tenancy.audit publish-heads` publishes once).",
+    )
     isolation_database_urls: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="Application-role database URL of each other service, as JSON "
@@ -65,7 +82,7 @@ class TenancySettings(ServiceSettings):
         "for the report's API probes.",
     )
 
-    @field_validator("report_signing_key")
+    @field_validator("report_signing_key", "audit_heads_signing_key")
     @classmethod
     def _ed25519_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:

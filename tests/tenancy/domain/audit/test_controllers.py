@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 
 from socle_core.audit import record_detached
+from socle_core.auth import system_tenant
+from socle_devstack.stack import DATABASE, _with_database
+from socle_tenancy.app import create_app
 from socle_tenancy.domain.audit.chain import ChainEntry, check_entries
+from socle_tenancy.domain.audit.signing import HeadVerifier, public_key_of
+from tests.support.fixtures import new_tenant
 from tests.tenancy.conftest import assert_problem
 
 
@@ -24,11 +32,11 @@ def chain(app_engine) -> Any:
     """A fresh tenant with a few entries in its chain (written by another service's role)."""
 
     async def make(entries: int = 3) -> uuid.UUID:
-        tenant = uuid.uuid4()
+        tenant = new_tenant().id
         for n in range(1, entries + 1):
             await record_detached(
                 app_engine,
-                tenant,
+                system_tenant(tenant, reason="test"),
                 actor=f"agent-{n}",
                 action="devices.create" if n % 2 else "grants.create",
                 target=f"device:{n}",
@@ -144,7 +152,13 @@ async def test_verify_gives_a_verdict_and_is_itself_recorded(tenancy, kc_admin, 
     assert by_auditor["entries"] == 3  # the operator's verification is now in the chain
     entries = (await tenancy.get("/v1/audit/entries", params={"tenant": str(tenant)}, headers=auditor)).json()
     assert [e["action"] for e in entries["items"][:2]] == ["auditor.verify", "operator.verify"]
-    assert entries["items"][0]["details"] == {"verdict": "intact", "chains": 1, "entries": 3, "findings": 0}
+    assert entries["items"][0]["details"] == {
+        "verdict": "intact",
+        "chains": 1,
+        "entries": 3,
+        "findings": 0,
+        "anchors": 0,
+    }
     assert_problem(
         await tenancy.post("/v1/audit/verify", json={}, headers=bearer(kc_admin, ("commune-admin",), tenant)),
         403,
@@ -156,3 +170,80 @@ async def test_verify_gives_a_verdict_and_is_itself_recorded(tenancy, kc_admin, 
         "validation-error",
     )
     assert unknown["errors"]
+
+
+KEY = "test-audit-heads-signing-key-" + "k" * 24
+
+
+@pytest.fixture
+async def signing(tenancy_settings) -> AsyncIterator[AsyncTestClient]:
+    """Tenancy with a key for the chains' heads."""
+    async with AsyncTestClient(create_app(tenancy_settings(audit_heads_signing_key=KEY))) as client:
+        yield client
+
+
+async def _cut_from(database, tenant: uuid.UUID, seq: int) -> None:
+    """As the superuser, past the triggers: drop the entries from ``seq`` on and roll the head back before them."""
+    admin = await asyncpg.connect(_with_database(database.admin_dsn, DATABASE))
+    try:
+        await admin.execute("SET session_replication_role = replica")
+        await admin.execute("DELETE FROM tenancy.audit_entries WHERE tenant_id = $1 AND seq >= $2", tenant, seq)
+        await admin.execute(
+            "UPDATE tenancy.audit_heads h SET last_seq = e.seq, last_hash = e.hash FROM tenancy.audit_entries e "
+            "WHERE h.chain_id = $1 AND e.tenant_id = $1 AND e.seq = $2",
+            tenant,
+            seq - 1,
+        )
+    finally:
+        await admin.close()
+
+
+async def test_an_auditor_keeps_the_signed_heads_and_verifies_the_database_against_them(
+    signing, auditor, operator, chain, database
+) -> None:
+    tenant = await chain(3)
+    response = await signing.get("/v1/audit/heads", headers=auditor)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["algorithm"], len(body["key_id"])) == ("Ed25519", 16)
+    verifier = HeadVerifier([public_key_of(body["public_key"])])
+    mine = [h for h in body["heads"] if h["chain_id"] == str(tenant)]
+    assert [(h["seq"], h["type"], h["key_id"]) for h in mine] == [(3, "socle.audit.head", body["key_id"])]
+    for head in body["heads"]:
+        verifier.check(head)  # every head is signed by the key shown
+    own = await signing.post("/v1/audit/verify", json={"tenant": str(tenant), "against": mine}, headers=operator)
+    assert (own.json()["verdict"], own.json()["findings"]) == ("intact", [])
+
+    await _cut_from(database, tenant, 3)  # the signed entry, and the verification recorded after it
+    against = (
+        await signing.post("/v1/audit/verify", json={"tenant": str(tenant), "against": mine}, headers=auditor)
+    ).json()
+    assert against["verdict"] == "tampered"
+    assert [(f["seq"], f["kind"]) for f in against["findings"]] == [(3, "anchor_missing")]
+    alone = (await signing.post("/v1/audit/verify", json={"tenant": str(tenant)}, headers=operator)).json()
+    assert alone["verdict"] == "intact"  # consistent: the database alone cannot tell
+    # The chain went on from the cut (the verifications are recorded in it): entry 3 is now another one.
+    again = (
+        await signing.post("/v1/audit/verify", json={"tenant": str(tenant), "against": mine}, headers=auditor)
+    ).json()
+    assert [(f["seq"], f["kind"]) for f in again["findings"]] == [(3, "anchor_mismatch")]
+
+
+async def test_heads_are_for_auditors_and_operators_and_forged_ones_are_refused(
+    signing, tenancy, kc_admin, auditor, chain
+) -> None:
+    tenant = await chain(1)
+    assert_problem(
+        await signing.get("/v1/audit/heads", headers=bearer(kc_admin, ("commune-admin",), tenant)), 403, "forbidden"
+    )
+    unsigned = assert_problem(await tenancy.get("/v1/audit/heads", headers=auditor), 503, "service-unavailable")
+    assert "SOCLE_TENANCY_AUDIT_HEADS_SIGNING_KEY" in unsigned["detail"]
+    heads = (await signing.get("/v1/audit/heads", headers=auditor)).json()["heads"]
+    forged = [{**h, "seq": h["seq"] + 1} if h["chain_id"] == str(tenant) else h for h in heads]
+    index = next(i for i, h in enumerate(forged) if h["chain_id"] == str(tenant))
+    body = assert_problem(
+        await signing.post("/v1/audit/verify", json={"against": forged}, headers=auditor), 422, "validation-error"
+    )
+    assert body["errors"][0]["field"] == f"body.against[{index}]"
+    assert "signature does not match" in body["errors"][0]["detail"]
+    assert "tête signée" in body["detail"]

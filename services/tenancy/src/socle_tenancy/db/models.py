@@ -128,7 +128,10 @@ class AuditEntry(Base):
 
 
 class AuditHead(Base):
-    """The last sequence number and hash of a chain (chain metadata): deleting the newest entries shows."""
+    """The last sequence number and hash of a chain: deleting the newest entries shows.
+
+    Under RLS on ``chain_id``: a chain's head is read in that chain's context, like its entries.
+    """
 
     __tablename__ = "audit_heads"
 
@@ -163,3 +166,5 @@ class DataGrant(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_by: Mapped[str | None] = mapped_column(Text)
+    revocation_reason: Mapped[str | None] = mapped_column(Text)
+    """Why it was revoked, when the grantor said (recorded in both parties' audit chains)."""

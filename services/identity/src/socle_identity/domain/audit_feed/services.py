@@ -10,7 +10,9 @@ to their tenants' chains with ``socle_core.audit.record``, and the cursor moves.
 anywhere leaves either all of a page or none of it, so nothing is lost or written twice.
 
 Tenants are looked up (``TenantResolver``) before the transaction opens: no chain lock is
-held during a Keycloak call. Chains are appended in the order of their ids, as every writer
+held during a Keycloak call. The identity role may write any registered tenant's chain
+(tenancy's migrations list it for this feed, ADR 0007); a tenant the registry does not know
+gets no chain, so its events go to the platform chain. Chains are appended in the order of their ids, as every writer
 does (ADR 0007), so a run never deadlocks with a request recording for two tenants.
 """
 
@@ -24,7 +26,7 @@ from collections import defaultdict
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,6 +48,20 @@ from socle_identity.keycloak import KeycloakAdminClient
 log = structlog.get_logger("socle.identity.audit_feed")
 
 _PATHS: dict[Stream, str] = {"events": "/events", "admin-events": "/admin-events"}
+
+
+_KNOWN_CHAINS = text("SELECT tenancy.audit_chains_known(CAST(:chains AS uuid[]))")
+
+
+async def _registered(session: AsyncSession, tenants: set[uuid.UUID]) -> set[uuid.UUID]:
+    """The tenants whose chains may be written, among those the events concern.
+
+    An organization whose tenant the registry does not know (made by hand in Keycloak) gets
+    no chain: its events go to the platform chain, with the tenants in ``details.tenants``.
+    """
+    if not tenants:
+        return set()
+    return set(await session.scalar(_KNOWN_CHAINS, {"chains": sorted(tenants)}) or [])
 
 
 def _moment(time_ms: int) -> dt.datetime:
@@ -149,15 +165,16 @@ class AuditFeed:
                         .returning(KeycloakImportedEvent.event_id)
                     )
                 )
+            known = await _registered(session, {t for e in fresh for t in unique[e][1]})
             chains: dict[uuid.UUID, list[tuple[Draft, list[uuid.UUID]]]] = defaultdict(list)
             for event_id in fresh:
                 draft, tenants = unique[event_id]
-                for chain in tenants or [PLATFORM_TENANT]:
+                for chain in [t for t in tenants if t in known] or [PLATFORM_TENANT]:
                     chains[chain].append((draft, tenants))
             for chain in sorted(chains):
                 for draft, tenants in sorted(chains[chain], key=lambda item: (item[0].time_ms, item[0].event_id)):
                     details = dict(draft.details)
-                    if len(tenants) > 1:
+                    if len(tenants) > 1 or (tenants and chain not in tenants):
                         details["tenants"] = [str(t) for t in tenants]
                     await record(
                         session,

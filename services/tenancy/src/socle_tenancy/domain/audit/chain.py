@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +95,21 @@ class Head:
     last_hash: bytes
 
 
+@dataclass(frozen=True)
+class Anchor:
+    """An entry the chain must still hold, unchanged: from a signed head or an earlier export.
+
+    A chain rewritten consistently by someone who can write the database past its triggers
+    (its owner, the superuser) verifies on its own; kept outside the platform, an anchor
+    tells such a chain from the one that was signed or exported.
+    """
+
+    tenant_id: uuid.UUID
+    seq: int
+    hash: bytes
+    source: str
+
+
 @dataclass
 class ChainChecker:
     """Feed a chain's entries in ``seq`` order; collects every inconsistency.
@@ -102,17 +117,21 @@ class ChainChecker:
     ``partial`` checks an excerpt (an export with ``since``/``until``): the first entry is
     trusted as the starting point instead of the chain's genesis. ``head`` is the chain's
     head row when checking the database (``expect_head``): without one, newest entries
-    deleted from an offline file cannot be told apart from an older export.
+    deleted from an offline file cannot be told apart from an older export. ``anchors`` are
+    the chain's entries as signed or exported earlier, by ``seq``: each must still be there
+    with the same hash.
     """
 
     tenant_id: uuid.UUID
     head: Head | None = None
     partial: bool = False
     expect_head: bool = True
+    anchors: Mapping[int, Sequence[Anchor]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     entries: int = 0
     _expected_seq: int = 1
     _prev: bytes = GENESIS
+    _anchored: set[int] = field(default_factory=set)
 
     def _find(self, seq: int | None, kind: str, detail: str) -> None:
         self.findings.append(Finding(self.tenant_id, seq, kind, detail))
@@ -135,10 +154,30 @@ class ChainChecker:
                 "broken_link",
                 f"entry {entry.seq} is not chained to the entry before it (deleted, inserted or reordered)",
             )
+        for anchor in self.anchors.get(entry.seq, ()):
+            self._anchored.add(entry.seq)
+            if anchor.hash != entry.hash:
+                self._find(
+                    entry.seq,
+                    "anchor_mismatch",
+                    f"entry {entry.seq} differs from the {anchor.source}: the chain was rewritten from there on",
+                )
         self._expected_seq = max(self._expected_seq, entry.seq + 1)
         self._prev = entry.hash
 
+    def _unreached_anchors(self) -> None:
+        last_seq = self._expected_seq - 1
+        for seq in sorted(set(self.anchors) - self._anchored):
+            source = self.anchors[seq][0].source
+            why = (
+                f"the chain now ends at entry {last_seq}: its newest entries were cut and its head rolled back"
+                if seq > last_seq
+                else "it was deleted"
+            )
+            self._find(seq, "anchor_missing", f"entry {seq} of the {source} is no longer in the chain: {why}")
+
     def finish(self) -> list[Finding]:
+        self._unreached_anchors()
         if self.head is None:
             if self.entries and self.expect_head and not self.partial:
                 self._find(None, "no_head", "the chain has entries but no head: its head row was removed")

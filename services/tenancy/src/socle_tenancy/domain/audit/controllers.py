@@ -3,6 +3,8 @@
 An auditor reads any tenant's chain (metadata only, and every such read is itself recorded
 in that chain, so the tenant sees who looked); an EPCI or commune admin reads their own
 tenant's chain. Naming another tenant's chain is a 404, recorded as a refused attempt.
+Auditors and operators fetch every chain's head, signed (to keep outside the platform), and
+verify the chains, also against heads signed or exports made earlier.
 """
 
 from __future__ import annotations
@@ -23,10 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from socle_core.audit import PLATFORM_TENANT, record, record_detached, record_refusal
 from socle_core.auth import Principal, system_tenant
 from socle_core.db import tenant_session
-from socle_core.errors import InvalidInput, NotFound
+from socle_core.errors import InvalidInput, NotFound, ServiceUnavailable
 from socle_core.tenant import TenantId
-from socle_tenancy.domain.audit import services
-from socle_tenancy.domain.audit.schemas import AuditEntryOut, AuditPage, VerdictOut, VerifyIn, export_line
+from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.audit import heads, services, signing
+from socle_tenancy.domain.audit.chain import Anchor
+from socle_tenancy.domain.audit.schemas import (
+    AuditEntryOut,
+    AuditPage,
+    SignedHeadsOut,
+    VerdictOut,
+    VerifyIn,
+    export_line,
+)
 
 AUDITOR = "auditor"
 TENANT_READERS = ("epci-admin", "commune-admin")
@@ -66,6 +77,37 @@ def _filters(since: dt.datetime | None, until: dt.datetime | None, action: str |
 
 def _maker(state: State) -> async_sessionmaker[AsyncSession]:
     return state.db_session_maker  # type: ignore[no-any-return]
+
+
+def _signer(state: State) -> signing.HeadSigner:
+    settings: TenancySettings = state.settings
+    try:
+        return signing.HeadSigner(signing.check_key(settings.audit_heads_signing_key, settings.environment))
+    except signing.SigningKeyError as exc:
+        raise ServiceUnavailable(f"les têtes des chaînes d'audit ne peuvent pas être signées : {exc}") from exc
+
+
+def _anchors(state: State, records: list[dict[str, Any]], tenant: uuid.UUID | None) -> list[Anchor]:
+    """The anchors of the request, signed heads checked with this service's own key."""
+    try:
+        verifier = signing.HeadVerifier([_signer(state).public_key])
+    except ServiceUnavailable:
+        verifier = None  # export lines need no key; a signed head then gets a clear error
+    try:
+        anchors = heads.anchors_of(records, verifier)
+    except heads.AnchorError as exc:
+        detail = (
+            f"l'élément {exc.index} de « against » n'est ni une tête signée valide ni une ligne d'export "
+            f"du journal d'audit : {exc.detail}"
+        )
+        raise InvalidInput(
+            detail, errors=[{"location": "body", "field": f"body.against[{exc.index}]", "detail": exc.detail}]
+        ) from exc
+    return [a for a in anchors if tenant is None or a.tenant_id == tenant]
+
+
+def _platform_role(principal: Principal) -> str:
+    return AUDITOR if principal.has_any_role(AUDITOR) else "operator"
 
 
 class AuditController(Controller):
@@ -150,12 +192,13 @@ class AuditController(Controller):
         """Recompute every chain (or one) from its stored fields; the verdict lists each finding."""
         request.user.require_role(*VERIFIERS)
         tenant = data.tenant if data is not None else None
-        verdict = await services.verify(_maker(state), [tenant] if tenant else None)
+        anchors = _anchors(state, data.against, tenant) if data is not None and data.against else []
+        verdict = await services.verify(_maker(state), [tenant] if tenant else None, anchors)
         await record_detached(
             state.db_engine,
-            tenant,
+            system_tenant(tenant, reason="record a verification in the verified chain") if tenant else None,
             actor=services.actor_of(request.user),
-            action=f"{AUDITOR if request.user.has_any_role(AUDITOR) else 'operator'}.verify",
+            action=f"{_platform_role(request.user)}.verify",
             target="audit_log",
             outcome="success",
             details={
@@ -163,6 +206,31 @@ class AuditController(Controller):
                 "chains": verdict.chains,
                 "entries": verdict.entries,
                 "findings": len(verdict.findings),
+                "anchors": len(anchors),
             },
         )
         return VerdictOut.of(verdict)
+
+    @get("/heads")
+    async def signed_heads(self, request: Request[Principal, Any, Any], state: State) -> SignedHeadsOut:
+        """Every chain's head, signed now: keep it outside the platform, then verify against it later."""
+        request.user.require_role(*VERIFIERS)
+        signer = _signer(state)
+        signed_at = dt.datetime.now(dt.UTC)
+        records = heads.sign_heads(signer, await heads.read_heads(_maker(state)), signed_at)
+        await record_detached(
+            state.db_engine,
+            None,
+            actor=services.actor_of(request.user),
+            action=f"{_platform_role(request.user)}.heads_read",
+            target="audit_heads",
+            outcome="success",
+            details={"chains": len(records), "key_id": signer.key_id},
+        )
+        return SignedHeadsOut(
+            algorithm=signing.ALGORITHM,
+            key_id=signer.key_id,
+            public_key=signer.public_key_b64,
+            signed_at=signed_at,
+            heads=records,
+        )

@@ -66,12 +66,32 @@ class VerifyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant: uuid.UUID | None = Field(default=None, description="Verify one chain only; every chain when absent")
+    against: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=100_000,
+        description="Signed heads (from GET /v1/audit/heads or the published files) or lines of an earlier "
+        "export: every entry they name must still be in the database, unchanged",
+    )
+
+
+class SignedHeadsOut(BaseModel):
+    algorithm: str = Field(description="Ed25519")
+    key_id: str = Field(description="First 16 hex digits of the SHA-256 of the public key")
+    public_key: str = Field(description="The Ed25519 public key (base64 of 32 bytes) that checks the signatures")
+    signed_at: dt.datetime
+    heads: list[dict[str, Any]] = Field(
+        description="One signed head per chain: type, chain_id, seq, hash, head_updated_at, signed_at, "
+        "algorithm, key_id, signature (base64url over the other members, canonical JSON)"
+    )
 
 
 class FindingOut(BaseModel):
     tenant_id: uuid.UUID
     seq: int | None
-    kind: str = Field(description="missing, duplicate, altered, broken_link, no_head, beyond_head or head_mismatch")
+    kind: str = Field(
+        description="missing, duplicate, altered, broken_link, no_head, beyond_head, head_mismatch, "
+        "anchor_missing or anchor_mismatch"
+    )
     detail: str
 
     @classmethod

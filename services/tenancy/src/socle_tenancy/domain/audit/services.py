@@ -1,8 +1,10 @@
 """Reading, exporting and verifying the audit log with the application role.
 
-Every read runs in the chain's tenant context: RLS shows a session one tenant's chain only,
-so an auditor's read opens a system tenant context per tenant (logged with its reason). The
-chains' heads (``audit_heads``) are chain metadata, readable whole.
+Every read runs in the chain's tenant context: RLS shows a session one tenant's chain and
+head only, so an auditor's read opens a system tenant context per tenant (logged with its
+reason). Verification can also hold the chains to anchors kept outside the database
+(signed heads, earlier exports): the only check a consistent rewrite by the database's
+owner or superuser cannot pass.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +27,7 @@ from socle_core.db import tenant_session
 from socle_core.errors import InvalidInput
 from socle_core.tenant import TenantId
 from socle_tenancy.db.models import AuditEntry, AuditHead, Tenant
-from socle_tenancy.domain.audit.chain import TIME_FORMAT, ChainChecker, ChainEntry, Finding, Head
+from socle_tenancy.domain.audit.chain import TIME_FORMAT, Anchor, ChainChecker, ChainEntry, Finding, Head
 
 _COLUMNS = (
     AuditEntry.tenant_id,
@@ -147,37 +150,57 @@ _PARTITIONED_CHAINS = text(
 )
 
 
-async def chain_heads(maker: async_sessionmaker[AsyncSession]) -> dict[uuid.UUID, Head]:
-    async with maker() as session, session.begin():
-        rows = (await session.execute(select(AuditHead.chain_id, AuditHead.last_seq, AuditHead.last_hash))).all()
-    return {r.chain_id: Head(int(r.last_seq), bytes(r.last_hash)) for r in rows}
-
-
 async def known_chains(maker: async_sessionmaker[AsyncSession]) -> set[uuid.UUID]:
-    """Every chain there is or should be: heads, partitions, registered tenants and the platform."""
+    """Every chain there is or should be: partitions, registered tenants and the platform.
+
+    A chain's head exists only once it has an entry, and then so does its partition.
+    """
     async with maker() as session, session.begin():
         registered = set((await session.scalars(select(Tenant.id))).all())
         partitioned = {r for r in (await session.scalars(_PARTITIONED_CHAINS)).all() if r is not None}
-        heads = set((await session.scalars(select(AuditHead.chain_id))).all())
-    return registered | partitioned | heads | {PLATFORM_TENANT}
+    return registered | partitioned | {PLATFORM_TENANT}
 
 
-async def verify(maker: async_sessionmaker[AsyncSession], tenants: Sequence[uuid.UUID] | None = None) -> Verdict:
+async def chain_head(session: AsyncSession, chain: uuid.UUID) -> AuditHead | None:
+    """The chain's head, read in a session in the chain's context (RLS shows no other)."""
+    return await session.get(AuditHead, chain)
+
+
+def anchors_by_chain(anchors: Iterable[Anchor]) -> dict[uuid.UUID, dict[int, list[Anchor]]]:
+    grouped: dict[uuid.UUID, dict[int, list[Anchor]]] = defaultdict(lambda: defaultdict(list))
+    for anchor in anchors:
+        grouped[anchor.tenant_id][anchor.seq].append(anchor)
+    return grouped
+
+
+async def verify(
+    maker: async_sessionmaker[AsyncSession],
+    tenants: Sequence[uuid.UUID] | None = None,
+    anchors: Iterable[Anchor] = (),
+) -> Verdict:
     """Recompute every chain (or the named ones) from its stored fields; any finding fails the verdict.
 
-    Chains are those with a head or a partition, every registered tenant and the platform:
-    a chain whose head row was removed still has its entries checked.
+    Chains are those with a partition, every registered tenant, the platform and every chain
+    an anchor names: a chain whose head row was removed, or whose tenant and partition were
+    dropped, is still checked. Each must still hold its anchors (signed heads, an export).
     """
-    heads = await chain_heads(maker)
+    anchored = anchors_by_chain(anchors)
     if tenants is None:
-        tenants = sorted(await known_chains(maker))
+        tenants = sorted(await known_chains(maker) | set(anchored))
     findings: list[Finding] = []
     total = 0
     for tenant in tenants:
-        checker = ChainChecker(tenant, heads.get(tenant))
         context = system_tenant(tenant, reason="verify the audit chain")
-        async for row in stream_entries(maker, context, Filters()):
-            checker.feed(entry_of(row))
+        async with tenant_session(maker, context) as session:
+            head = await chain_head(session, tenant)
+            checker = ChainChecker(
+                tenant,
+                Head(int(head.last_seq), bytes(head.last_hash)) if head is not None else None,
+                anchors=anchored.get(tenant, {}),
+            )
+            result = await session.stream(_filtered(tenant, Filters()).order_by(AuditEntry.seq))
+            async for row in result:
+                checker.feed(entry_of(row))
         findings.extend(checker.finish())
         total += checker.entries
     return Verdict(ok=not findings, chains=len(tenants), entries=total, findings=findings)

@@ -1,9 +1,11 @@
 """Data-sharing grants: created and revoked by the grantor, seen by both parties, audited in both chains.
 
 The request's session acts in the caller's tenant; RLS on ``data_grants`` shows it only the
-grants it is a party to and lets it write only those it grants. The audit entries go into
-both tenants' chains in the same transaction, in the order of the tenants' ids (each chain
-is locked until commit: a fixed order keeps two crossing grants from deadlocking).
+grants it is a party to and lets it write only those it grants. The audit entries are the
+database's: a trigger on ``data_grants`` appends every insert, update and delete to both
+tenants' chains in the same transaction, in the order of the tenants' ids (each chain is
+locked until commit: a fixed order keeps two crossing grants from deadlocking), with the
+grant's ``created_by`` or ``revoked_by`` as the actor, whoever wrote the row.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from socle_core.audit import record
 from socle_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from socle_core.tenant import TenantId
 from socle_tenancy.db.models import DataGrant, Dataset, Tenant, TenantStatus
@@ -28,31 +29,6 @@ GRANTEE_STATUSES = frozenset({TenantStatus.invited.value, TenantStatus.active.va
 
 def _invalid(field: str, detail: str) -> InvalidInput:
     return InvalidInput(detail, errors=[{"location": "body", "field": f"body.{field}", "detail": detail}])
-
-
-async def _audit_both(
-    session: AsyncSession, grant: DataGrant, *, actor: str, action: str, details: dict[str, Any]
-) -> None:
-    parties = sorted(
-        ((grant.grantor_tenant_id, Side.grantor), (grant.grantee_tenant_id, Side.grantee)), key=lambda p: p[0]
-    )
-    for tenant, side in parties:
-        await record(
-            session,
-            tenant,
-            actor=actor,
-            action=action,
-            target=f"grant:{grant.id}",
-            details={
-                "side": side.value,
-                "grantor_tenant_id": grant.grantor_tenant_id,
-                "grantee_tenant_id": grant.grantee_tenant_id,
-                "dataset": grant.dataset,
-                "resource_id": grant.resource_id,
-                "expires_at": grant.expires_at,
-                **details,
-            },
-        )
 
 
 async def create_grant(session: AsyncSession, grantor: TenantId, actor: str, data: GrantIn) -> DataGrant:
@@ -83,7 +59,6 @@ async def create_grant(session: AsyncSession, grantor: TenantId, actor: str, dat
     )
     session.add(grant)
     await session.flush()
-    await _audit_both(session, grant, actor=actor, action="grants.create", details={"reason": data.reason})
     return grant
 
 
@@ -148,6 +123,6 @@ async def revoke_grant(
         return grant
     grant.revoked_at = dt.datetime.now(dt.UTC)
     grant.revoked_by = actor
+    grant.revocation_reason = reason
     await session.flush()
-    await _audit_both(session, grant, actor=actor, action="grants.revoke", details={"reason": reason})
     return grant

@@ -95,6 +95,7 @@ ROUTES: tuple[RouteRule, ...] = (
     ),
     RouteRule("tenancy", "GET", "/v1/audit/export", "tenant-resource", "tenant", why="another's chain", query="tenant"),
     RouteRule("tenancy", "POST", "/v1/audit/verify", "platform", why="auditor and operator"),
+    RouteRule("tenancy", "GET", "/v1/audit/heads", "platform", why="auditor and operator: every chain's signed head"),
     RouteRule("tenancy", "GET", "/v1/grants", "tenant-own", why="grants the caller's tenant gave or received"),
     RouteRule("tenancy", "POST", "/v1/grants", "tenant-own", why="the caller's tenant grants"),
     RouteRule("tenancy", "GET", "/v1/grants/{grant_id:uuid}", "tenant-resource", "grant", why="a grant between others"),

@@ -13,7 +13,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.audit import record, record_detached
-from socle_core.auth import Principal
+from socle_core.auth import Principal, system_tenant
+from socle_core.db import tenant_context
 from socle_tenancy.db.models import Tenant
 from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
 from socle_tenancy.domain.offboarding import services
@@ -35,8 +36,13 @@ from socle_tenancy.domain.tenants.services import deployment_epci
 
 
 async def _audit(session: AsyncSession, actor: Principal, tenant: Tenant, action: str, details: dict[str, Any]) -> None:
-    """Each offboarding step in the leaving tenant's own chain (kept after the tenant is deleted)."""
-    await record(session, tenant.id, actor=actor.subject, action=action, target=tenant.key, details=details)
+    """Each offboarding step in the leaving tenant's own chain (kept after the tenant is deleted).
+
+    The request runs in the EPCI admin's context: the write opens the leaving tenant's.
+    """
+    leaving = system_tenant(tenant.id, reason=f"offboarding: record {action} in the leaving tenant's chain")
+    async with tenant_context(session, leaving):
+        await record(session, leaving, actor=actor.subject, action=action, target=tenant.key, details=details)
 
 
 class OffboardingController(Controller):

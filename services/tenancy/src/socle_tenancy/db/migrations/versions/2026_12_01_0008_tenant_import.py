@@ -8,8 +8,8 @@ its own ``hash`` over the canonical text, link to the previous entry, and follow
 already on the platform (entries already there must be the same, byte for byte). Only the
 tenancy application role may call it, in the tenant's own context.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-01
 """
 
@@ -19,8 +19,8 @@ from alembic import op
 
 from socle_core.provisioning import ServiceRoles
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
