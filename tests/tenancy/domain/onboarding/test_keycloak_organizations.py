@@ -99,7 +99,7 @@ async def test_onboarding_never_makes_another_communes_or_the_platforms_account_
     suffix = uuid.uuid4().hex[:10]
     admin = KeycloakAdmin(tenancy_settings())
     try:
-        here, there = (
+        here, there = [
             await admin.ensure_organization(
                 tenant_id=str(uuid.uuid4()),
                 alias=f"commune-{name}{suffix}",
@@ -109,7 +109,7 @@ async def test_onboarding_never_makes_another_communes_or_the_platforms_account_
                 siren="200000000",
             )
             for name in ("a", "b")
-        )
+        ]
         staff = create_user(kc_admin, "commune-agent")
         kc_admin.request("POST", f"/organizations/{there['id']}/members", json=staff.id)
         auditor = create_user(kc_admin, "auditor")
