@@ -224,14 +224,18 @@ class KeycloakServer:
                 **self.env,
             },
         )
-        wait_for(
-            http_ok(f"{self.issuer}/.well-known/openid-configuration"),
-            timeout,
-            "Keycloak",
-            self.log_file,
-            self.process,
-        )
-        self.protect_master_realm()
+        try:
+            wait_for(
+                http_ok(f"{self.issuer}/.well-known/openid-configuration"),
+                timeout,
+                "Keycloak",
+                self.log_file,
+                self.process,
+            )
+            self.protect_master_realm()
+        except BaseException:
+            self.stop()  # the caller has no server to stop: a start that failed leaves none behind
+            raise
 
     def protect_master_realm(self) -> None:
         """Turn on the master realm's brute-force detection (idempotent)."""
