@@ -165,7 +165,12 @@ class KeycloakServer:
     def issuer(self) -> str:
         return f"{self.url}/realms/{REALM}"
 
-    def start(self, timeout: float = 180) -> None:
+    def start(self, timeout: float = 600) -> None:
+        """Start and wait for the realm's discovery document.
+
+        The wait is generous: on a loaded 2-core machine (several test sessions at once) a start
+        with the realm imports was measured at 184 s; an unloaded one takes 11-30 s.
+        """
         require_java()
         distribution = ensure_distribution()
         home = self.instance_dir / "keycloak"
