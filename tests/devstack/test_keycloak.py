@@ -5,8 +5,11 @@ from __future__ import annotations
 import secrets
 
 import httpx
+import pytest
 
 from socle_devstack.keycloak import KeycloakServer
+from socle_devstack.processes import free_port
+from socle_devstack.stack import REALM_FILES
 from tests.support.keycloak_admin import admin_api
 
 
@@ -47,3 +50,19 @@ def test_the_master_realm_locks_an_account_after_repeated_wrong_passwords(keyclo
     assert refused.status_code == 401, refused.text  # the right password no longer works while locked
     assert refused.json()["error"] == "invalid_grant"
     admin_api(keycloak, "DELETE", f"/master/users/{user_id}")
+
+
+def test_a_start_that_times_out_leaves_no_keycloak_running(tmp_path) -> None:
+    """``make up`` has no server to stop when the start failed: the start stops its own process."""
+    server = KeycloakServer(
+        instance_dir=tmp_path / "kc",
+        port=free_port(),
+        management_port=free_port(),
+        realm_files=REALM_FILES,
+        log_file=tmp_path / "keycloak.log",
+        providers=[],
+    )
+    with pytest.raises(TimeoutError, match="Keycloak not ready after 1s"):
+        server.start(timeout=1)
+    assert server.process is not None
+    assert server.process.poll() is not None

@@ -188,7 +188,12 @@ class KeycloakServer:
     def issuer(self) -> str:
         return f"{self.url}/realms/{REALM}"
 
-    def start(self, timeout: float = 180) -> None:
+    def start(self, timeout: float = 600) -> None:
+        """Start and wait for the realm's discovery document.
+
+        The wait is generous: on a loaded 2-core machine (several test sessions at once) a start
+        with the realm imports was measured at 184 s; an unloaded one takes 11-30 s.
+        """
         require_java()
         distribution = ensure_distribution()
         home = self.instance_dir / "keycloak"
@@ -224,14 +229,18 @@ class KeycloakServer:
                 **self.env,
             },
         )
-        wait_for(
-            http_ok(f"{self.issuer}/.well-known/openid-configuration"),
-            timeout,
-            "Keycloak",
-            self.log_file,
-            self.process,
-        )
-        self.protect_master_realm()
+        try:
+            wait_for(
+                http_ok(f"{self.issuer}/.well-known/openid-configuration"),
+                timeout,
+                "Keycloak",
+                self.log_file,
+                self.process,
+            )
+            self.protect_master_realm()
+        except BaseException:
+            self.stop()  # the caller has no server to stop: a start that failed leaves none behind
+            raise
 
     def protect_master_realm(self) -> None:
         """Turn on the master realm's brute-force detection (idempotent)."""
