@@ -18,6 +18,7 @@ import pytest
 from tests.core.test_app import assert_problem
 from tests.isolation.servers import bearer, served_services
 from tests.support.keycloak_admin import create_commune
+from tests.tenancy.conftest import DEMO_SIREN
 
 JSON = {"Content-Type": "application/json"}
 
@@ -26,7 +27,9 @@ JSON = {"Content-Type": "application/json"}
 def stack(database, keycloak, credentials, kc_admin) -> Iterator[dict[str, Any]]:
     """The apps over HTTP, and tokens: an operator, an admin of a commune (a Keycloak organization)."""
     commune = create_commune(kc_admin)
-    with served_services(database, keycloak, credentials, ("tenancy", "identity", "billing", "console")) as urls:
+    services = ("tenancy", "identity", "billing", "console")
+    overrides = {"console": {"oidc_client_secret": credentials["console_client"]}}
+    with served_services(database, keycloak, credentials, services, overrides=overrides) as urls:
         yield {
             "urls": urls,
             "operator": bearer(kc_admin, ("operator",)),
@@ -122,11 +125,11 @@ def test_integers_beyond_their_range_are_a_422_naming_the_parameter(stack, http,
 
 
 def test_a_quota_beyond_the_database_integer_is_a_422_naming_the_field(stack, http) -> None:
-    response = http.patch(
-        f"{stack['urls']['tenancy']}/v1/tenants/commune-00000/quotas",
-        json={"max_devices": 2**31},
-        headers=stack["operator"],
-    )
+    tenancy = stack["urls"]["tenancy"]
+    registered = http.post(f"{tenancy}/v1/epcis", json={"siren": DEMO_SIREN}, headers=stack["operator"])
+    assert registered.status_code in (200, 201), registered.text
+    quotas = f"{tenancy}/v1/tenants/epci-{DEMO_SIREN}/quotas"
+    response = http.patch(quotas, json={"max_devices": 2**31}, headers=stack["operator"])
     problem = assert_problem(response, 422, "validation-error")
     assert field_of(problem) == "body.max_devices"
 

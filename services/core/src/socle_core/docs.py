@@ -11,8 +11,8 @@ was blank on a network without internet access and each visit told a third party
 the documentation. The Redoc bundle is vendored in ``docs_assets/`` (npm
 package ``redoc`` 2.5.4, ``bundles/redoc.standalone.js``, MIT licence, notices beside it)
 and served under ``/schema/assets/``; the page has no inline script, so its Content
-Security Policy allows scripts from the service only. The Swagger, Elements and RapiDoc
-pages are not served at all.
+Security Policy allows scripts from the service only (and refuses the Redocly logo Redoc's
+menu would fetch from their CDN). The Swagger, Elements and RapiDoc pages are not served.
 """
 
 from __future__ import annotations
