@@ -34,6 +34,7 @@ from socle_devstack.stack import (
     Database,
     ServiceProcess,
     migrate,
+    private_state_dir,
     provision,
     service_env,
     start_keycloak,
@@ -70,6 +71,7 @@ def up() -> int:
     if busy:
         _say("ports already in use: " + ", ".join(busy) + " (set SOCLE_<NAME>_PORT to move them)")
         return 1
+    private_state_dir(state)
     credentials = Credentials.load_or_create(state / "secrets.json")
     processes: dict[str, int] = {"supervisor": os.getpid()}
     postgres: PostgresServer | None = None

@@ -18,6 +18,10 @@ That user must reach the binaries and the cluster's folder. A checkout in a priv
 
 The server's log is opened by the caller and handed to the server as its output, so it stays
 where the caller wants it whatever the user can reach.
+
+The superuser's password file and the server's log are created readable by their owner only
+(0600), never briefly world-readable: on a shared machine another account must not read the
+password that opens every database.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from socle_devstack.processes import log_tail, wait_for
+from socle_devstack.processes import log_tail, private_file, wait_for
 
 RUN_AS = "socle-pg"
 RUNTIME_ROOT = Path("/var/lib/socle")
@@ -60,6 +64,12 @@ def embedded_bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
+def server_group() -> int | None:
+    """The group of the system user PostgreSQL runs as under root; None when it runs as the caller."""
+    user = _ensure_os_user()
+    return pwd.getpwnam(user).pw_gid if user else None
+
+
 def _ensure_os_user() -> str | None:
     if os.geteuid() != 0:
         return None
@@ -67,7 +77,7 @@ def _ensure_os_user() -> str | None:
         pwd.getpwnam(RUN_AS)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS],
+            ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", RUN_AS],
             check=True,
         )
     return RUN_AS
@@ -204,11 +214,9 @@ class PostgresServer:
         password_file = self.data_dir.parent / f".{self.data_dir.name}.superuser"
         if not (self.data_dir / "PG_VERSION").exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            password_file.write_text(self.superuser_password)
-            password_file.chmod(0o600)
+            private_file(password_file, self.superuser_password, user)
             if user:
                 shutil.chown(self.data_dir, user)
-                shutil.chown(password_file, user)
             os.chmod(self.data_dir, 0o700)
             self._run(
                 [
@@ -226,8 +234,9 @@ class PostgresServer:
                 user,
             )
         else:
+            private_file(password_file, owner=user)  # a server set up before this rule: tightened
             self.superuser_password = password_file.read_text().strip()
-            password_file.chmod(0o600)  # earlier versions left it readable by all
+        private_file(self.log_file)  # opened here and handed to the server: its user needs no access
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data_dir} -c max_connections=200"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"

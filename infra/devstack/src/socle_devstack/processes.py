@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -59,6 +60,18 @@ def log_tail(log_file: Path | None, lines: int = 25) -> str:
     return f"; last lines of {log_file}:\n" + "\n".join(text)
 
 
+def private_file(path: Path, content: str | None = None, owner: str | None = None) -> None:
+    """``path`` with mode 0600 from its creation (written with ``content`` if given), owned by ``owner``."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if content is not None else os.O_APPEND)
+    descriptor = os.open(path, flags, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        if content is not None:
+            handle.write(content)
+    os.chmod(path, 0o600)  # a file that existed before keeps its mode otherwise
+    if owner:
+        shutil.chown(path, owner)
+
+
 def spawn(
     cmd: list[str], log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None, inherit: bool = True
 ) -> subprocess.Popen[bytes]:
@@ -68,6 +81,7 @@ def spawn(
     their prefix that are not settings, e.g. ``SOCLE_TENANCY_PORT`` meant for ``make up``).
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    private_file(log_file)
     with log_file.open("ab") as log:
         return subprocess.Popen(
             cmd,

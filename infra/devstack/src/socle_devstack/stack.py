@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -27,8 +28,8 @@ from socle_core.provisioning import ServiceRoles, create_database, provision_ser
 from socle_core.server import UVICORN_ARGS
 from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.mail import MailSink
-from socle_devstack.postgres import PostgresServer, debian_bin_dir, embedded_bin_dir
-from socle_devstack.processes import http_ok, spawn, stop_group, wait_for
+from socle_devstack.postgres import RUN_AS, PostgresServer, debian_bin_dir, embedded_bin_dir, server_group
+from socle_devstack.processes import http_ok, private_file, spawn, stop_group, wait_for
 
 SERVICES = ("tenancy", "identity", "ingestion", "timeseries", "billing", "console")
 DEFAULT_PORTS = {
@@ -60,14 +61,15 @@ class Credentials:
         known: dict[str, str] = json.loads(path.read_text()) if path is not None and path.exists() else {}
         missing = [name for name in cls.names() if name not in known or not cls._usable(name, known[name])]
         known = {name: value for name, value in known.items() if name not in missing}
+        if path is not None and not missing:
+            private_file(path)  # readable by its owner only, however it was created
         if not missing:
             return cls(known)
         # A stack created by an older version keeps its secrets and gains the new ones.
         creds = cls({**{name: cls._generate(name, prefix) for name in missing}, **known})
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(creds.passwords, indent=2))
-            path.chmod(0o600)
+            private_file(path, json.dumps(creds.passwords, indent=2))
         return creds
 
     @staticmethod
@@ -156,6 +158,7 @@ def service_env(
 
 def migrate(service: str, env: dict[str, str], log_file: Path) -> None:
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    private_file(log_file)
     with log_file.open("ab") as log:
         result = subprocess.run(
             [sys.executable, "-m", f"socle_{service}.db.migrate", "upgrade"],
@@ -213,10 +216,33 @@ class ServiceProcess:
             stop_group(self.process.pid, process=self.process)
 
 
+def private_state_dir(state_dir: Path) -> None:
+    """The stack's folder and its logs: for the user running it only (0700)."""
+    for directory in (state_dir, state_dir / "logs"):
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
+
+
 def start_postgres(state_dir: Path, port: int, source: str, durable: bool = True) -> PostgresServer:
+    """The stack's own server, in ``postgres/`` of the folder ``private_state_dir`` prepared.
+
+    Under root PostgreSQL runs as its own system user, which must pass through the stack's
+    folder and its logs to reach its data and its log: they then belong to that user's
+    group, which may only traverse them (0710); ``postgres/`` belongs to that user alone.
+    """
     bin_dir = embedded_bin_dir() if source == "embedded" else debian_bin_dir()
     if bin_dir is None:
         raise RuntimeError("Debian's PostgreSQL is not installed: apt-get install postgresql")
+    group = server_group()
+    if group is not None:
+        for directory in (state_dir, state_dir / "logs"):
+            os.chown(directory, -1, group)
+            directory.chmod(0o710)
+    server_dir = state_dir / "postgres"
+    server_dir.mkdir(exist_ok=True)
+    if group is not None:
+        shutil.chown(server_dir, RUN_AS)
+    server_dir.chmod(0o700)
     server = PostgresServer(
         state_dir / "postgres" / "data", port, bin_dir, state_dir / "logs" / "postgres.log", durable=durable
     )

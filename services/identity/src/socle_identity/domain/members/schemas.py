@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from socle_core.schemas import label
+
 #: The realm roles a commune admin hands out; every other role is managed elsewhere.
 CommuneRole = Literal["commune-agent", "commune-admin"]
 COMMUNE_ROLES: tuple[str, ...] = ("commune-admin", "commune-agent")
@@ -20,8 +22,8 @@ class Invitation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: str = Field(max_length=254, pattern=EMAIL_PATTERN, description="The agent's work address")
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: label(100, min_length=0) | None = None
+    last_name: label(100, min_length=0) | None = None
     role: CommuneRole = Field(description="commune-agent or commune-admin")
     allow_external: bool = Field(
         default=False,

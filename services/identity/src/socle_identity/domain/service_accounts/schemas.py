@@ -8,11 +8,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from socle_core.schemas import label
+
 
 class ServiceAccountCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, description="What the account is for, e.g. 'TTS uplinks'")
+    name: label(100) = Field(description="What the account is for, e.g. 'TTS uplinks'")
     access: Literal["read", "write"] = Field(
         description="write: sends readings for the commune (role device); read: reads shared data (role partner)"
     )

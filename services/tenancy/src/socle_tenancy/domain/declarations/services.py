@@ -1,7 +1,8 @@
 """Validate a declaration, compare it with the platform through the API, apply the difference.
 
 Validation runs first and completely: the JSON Schema (shape), then ``check_declaration``
-(facts from the official reference), then what the API cannot store (fractional quotas).
+(facts from the official reference), then what the API cannot store (fractional quotas,
+names with control or text-reordering characters).
 Every issue carries a JSON Pointer. Nothing is called on the API before the file is valid.
 
 The plan only ever adds or updates. A commune left out of the file is not offboarded:
@@ -18,6 +19,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from socle_core.schemas import check_label
 from socle_tenancy.domain.declarations.api import TenancyApi
 from socle_tenancy.domain.declarations.schemas import Change, DesiredTenant, Plan
 from socle_tenancy.domain.reference import DeclarationIssue, ReferenceCatalogue, check_declaration
@@ -63,7 +65,7 @@ def load_declaration(path: Path, catalogue: ReferenceCatalogue) -> dict[str, Any
     ]
     if issues:
         raise InvalidDeclaration(issues)
-    issues = check_declaration(declaration, catalogue)
+    issues = [*check_declaration(declaration, catalogue), *_display_name_issues(declaration)]
     for pointer, quotas in _quota_blocks(declaration):
         value = quotas.get("storage_gb")
         if value is not None and value != int(value):
@@ -73,6 +75,25 @@ def load_declaration(path: Path, catalogue: ReferenceCatalogue) -> dict[str, Any
     if issues:
         raise InvalidDeclaration(issues)
     return dict(declaration)
+
+
+def _display_name_issues(declaration: Mapping[str, Any]) -> list[DeclarationIssue]:
+    """The names the API would refuse: control characters, text-reordering characters."""
+    epci = declaration["epci"]
+    names = [
+        ("/epci/display_name", epci.get("display_name")),
+        ("/epci/tenant/display_name", epci["tenant"].get("display_name")),
+    ]
+    names += [(f"/communes/{i}/display_name", c.get("display_name")) for i, c in enumerate(declaration["communes"])]
+    issues = []
+    for pointer, name in names:
+        if name is None:
+            continue
+        try:
+            check_label(name)
+        except ValueError as exc:
+            issues.append(DeclarationIssue(pointer, str(exc)))
+    return issues
 
 
 def _quota_blocks(declaration: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from socle_core.schemas import label
 from socle_tenancy.db.models import DataGrant, Dataset
 
 
@@ -34,14 +35,14 @@ class GrantIn(BaseModel):
     resource_id: uuid.UUID | None = Field(
         default=None, description="The device whose rows are shared; absent shares the whole dataset"
     )
-    reason: str = Field(min_length=3, max_length=500, description="Why, as it will appear in both audit logs")
+    reason: label(500, min_length=3) = Field(description="Why, as it will appear in both audit logs")
     expires_at: AwareDatetime = Field(description="When the grant ends, in the future, with its time zone")
 
 
 class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, min_length=3, max_length=500)
+    reason: label(500, min_length=3) | None = None
 
 
 class GrantOut(BaseModel):

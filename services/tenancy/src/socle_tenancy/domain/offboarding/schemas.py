@@ -7,19 +7,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from socle_core.schemas import label
 from socle_tenancy.domain.tenants.schemas import EmailDomain, TenantOut
 
 
 class OffboardingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why the tenant leaves, as recorded on it")
+    reason: label(500, min_length=3) = Field(description="Why the tenant leaves, as recorded on it")
 
 
 class CompletionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500)
+    reason: label(500, min_length=3)
     bundle_sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$", description="Checksum of the verified export bundle (manifest bundle_sha256)"
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from socle_core.inputs import MAX_INT32
+from socle_core.schemas import label
 from socle_tenancy.db.models import OnboardingStep
 from socle_tenancy.domain.tenants.schemas import TenantOut
 
@@ -37,7 +38,7 @@ class OnboardingIn(BaseModel):
         max_length=20,
         description="Domains of the organisation's e-mail addresses, e.g. mairie-sommieres.fr",
     )
-    display_name: str | None = Field(default=None, min_length=1, max_length=200)
+    display_name: label(200) | None = None
     quotas: QuotasIn | None = None
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from socle_core.schemas import label
 from socle_tenancy.db.models import Tenant
 
 _DOMAIN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
@@ -84,7 +85,7 @@ class TenantPage(BaseModel):
 class StatusChangeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=500, description="Why, as it will appear in the audit log")
+    reason: label(500, min_length=3) = Field(description="Why, as it will appear in the audit log")
 
 
 class QuotasOut(BaseModel):
@@ -100,7 +101,7 @@ class TenantPatchIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200, description="Display name")
+    name: label(200) | None = Field(default=None, description="Display name")
     email_domains: list[EmailDomain] | None = Field(
         default=None,
         min_length=1,
