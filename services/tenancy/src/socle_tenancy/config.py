@@ -82,11 +82,18 @@ class TenancySettings(ServiceSettings):
         "for the report's API probes.",
     )
 
-    @field_validator("report_signing_key", "audit_heads_signing_key")
+    @field_validator("report_signing_key")
     @classmethod
     def _ed25519_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             signing.private_key_from_pem(value.get_secret_value())  # its message says how to make one
+        return value
+
+    @field_validator("audit_heads_signing_key")
+    @classmethod
+    def _long_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("au moins 32 caractères : générez-la avec `openssl rand -base64 48`")
         return value
 
     @field_validator("billing_url")
