@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 
 from socle_devstack.stack import SERVICES
+from socle_tenancy.domain.isolation import signing
 from tests.isolation.servers import bearer, onboard_demo, served_services
 
 PROFILE = os.environ.get("FUZZ_PROFILE", "suite")
@@ -71,7 +72,7 @@ def runs_of(service: str) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def platform(database, keycloak, credentials, kc_admin) -> Iterator[dict[str, Any]]:
     """Every service served, the demo communes onboarded, an hour-long token per role."""
-    overrides = {"tenancy": {"report_signing_key": "fuzz-" + uuid.uuid4().hex * 2}}
+    overrides = {"tenancy": {"report_signing_key": signing.generate_pem()}}
     with served_services(database, keycloak, credentials, overrides=overrides) as urls:
         commune = onboard_demo(urls["tenancy"], bearer(kc_admin, ("operator",)))[0]
         tokens = {
