@@ -70,9 +70,15 @@ def runs_of(service: str) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def platform(database, keycloak, credentials, kc_admin) -> Iterator[dict[str, Any]]:
+def platform(database, keycloak, credentials, kc_admin, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """Every service served, the demo communes onboarded, an hour-long token per role."""
-    overrides = {"tenancy": {"report_signing_key": signing.generate_pem()}}
+    overrides = {
+        "tenancy": {
+            "report_signing_key": signing.generate_pem(),
+            "audit_heads_signing_key": "fuzz-" + uuid.uuid4().hex * 2,
+            "audit_heads_dir": str(tmp_path_factory.mktemp("audit-heads")),
+        }
+    }
     with served_services(database, keycloak, credentials, overrides=overrides) as urls:
         commune = onboard_demo(urls["tenancy"], bearer(kc_admin, ("operator",)))[0]
         tokens = {

@@ -193,7 +193,8 @@ async def test_an_organization_alias_and_a_tenant_id_of_different_tenants(
     # A service account whose hardcoded claim mixes two tenants, issued by the realm itself.
     mixed = kc_admin.token(kc_admin.create_client(organization=(b.alias, a.id), roles=("commune-admin",)))
     await refused(identity, mixed["access_token"], "ne désignent pas le même tenant du registre")
-    for alias, tenant in ((a.alias, a.id), (new_tenant().alias, uuid.uuid4())):  # agreeing, or unknown to the registry
+    unknown = (f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4())  # neither alias nor id in the registry
+    for alias, tenant in ((a.alias, a.id), unknown):  # agreeing, or unknown to the registry
         response = await identity.get("/v1/me", headers=bearer(signed(alias, tenant)))
         assert response.status_code == 200, response.text
         assert (response.json()["organization"], response.json()["tenant_id"]) == (alias, str(tenant))
@@ -238,13 +239,14 @@ async def test_tenant_b_in_the_path_of_tenancy(clean_socle_env, database, keyclo
         **settings_kwargs("tenancy", database, keycloak, keycloak_client_secret=credentials["platform_client"])
     )
     operator = bearer(kc_admin.token(kc_admin.create_client(roles=("operator",)))["access_token"])
+    tenant_a = new_tenant()
     async with AsyncTestClient(create_tenancy(settings)) as tenancy:
         epci = await tenancy.post("/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator)
         assert epci.status_code in (200, 201), epci.text
         tenant_b = epci.json()["tenant"]
         agent_a = bearer(
             kc_admin.token(
-                kc_admin.create_client(roles=("commune-agent",), organization=(new_tenant().alias, uuid.uuid4()))
+                kc_admin.create_client(roles=("commune-agent",), organization=(tenant_a.alias, tenant_a.id))
             )["access_token"]
         )
         for ref in (tenant_b["id"], tenant_b["key"]):

@@ -136,6 +136,9 @@ ROUTES: tuple[RouteRule, ...] = (
     ),
     RouteRule("identity", "GET", "/v1/members", "tenant-own", why="members of the caller's own organization"),
     RouteRule(
+        "identity", "GET", "/v1/members/invitations", "tenant-own", why="invitations of the caller's own organization"
+    ),
+    RouteRule(
         "identity", "POST", "/v1/members/invitations", "tenant-own", why="invited into the caller's organization"
     ),
     # Members live in Keycloak: the report adds a throw-away user to the target's organization.
@@ -154,6 +157,7 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("identity", "DELETE", "/v1/organizations/{alias:str}", "platform", why="operator or platform client"),
     RouteRule("identity", "POST", "/v1/placements/sync", "platform", why="operator or the platform client"),
     RouteRule("identity", "POST", "/v1/audit-feed/sync", "platform", why="operator or the platform client"),
+    RouteRule("identity", "POST", "/v1/invitations/sync", "platform", why="operator or the platform client"),
     # billing
     RouteRule(
         "billing", "PUT", "/v1/metering-accounts/{tenant_id:uuid}", "platform", why="onboarding (platform client)"
