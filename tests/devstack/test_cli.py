@@ -106,7 +106,15 @@ def check_stack_file(state: Path, issuer: str, ports: dict[str, int], env: dict[
     assert [name for name, value in secrets.items() if value in text] == []  # stack.json is readable by all
     assert oct((state / "secrets.json").stat().st_mode & 0o777) == "0o600"
     applied = subprocess.run(
-        ["make", "-s", "tenants-apply", "FILE=tenants/demo/cc-pays-de-sommieres.json", "ARGS=--dry-run"],
+        # As automation would (the person's login is the README test's): the platform client's secret also
+        # comes from the stack.
+        [
+            "make",
+            "-s",
+            "tenants-apply",
+            "FILE=tenants/demo/cc-pays-de-sommieres.json",
+            "ARGS=--dry-run --client-credentials",
+        ],
         env=env,
         cwd=REPO_ROOT,
         capture_output=True,

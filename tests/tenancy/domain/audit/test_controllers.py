@@ -17,7 +17,7 @@ from socle_devstack.stack import DATABASE, _with_database
 from socle_tenancy.app import create_app
 from socle_tenancy.domain.audit.chain import ChainEntry, check_entries
 from socle_tenancy.domain.audit.signing import HeadVerifier, public_key_of
-from tests.support.fixtures import new_tenant
+from tests.support.registry import register_tenant
 from tests.tenancy.conftest import assert_problem
 
 
@@ -32,7 +32,8 @@ def chain(app_engine) -> Any:
     """A fresh tenant with a few entries in its chain (written by another service's role)."""
 
     async def make(entries: int = 3) -> uuid.UUID:
-        tenant = new_tenant().id
+        tenant = uuid.uuid4()
+        register_tenant(tenant, f"commune-t{tenant.hex[:8]}")  # the alias ``bearer`` names it by
         for n in range(1, entries + 1):
             await record_detached(
                 app_engine,
