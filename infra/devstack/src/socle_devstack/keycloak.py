@@ -205,13 +205,17 @@ class KeycloakServer:
                 **self.env,
             },
         )
-        wait_for(
-            http_ok(f"{self.issuer}/.well-known/openid-configuration"),
-            timeout,
-            "Keycloak",
-            self.log_file,
-            self.process,
-        )
+        try:
+            wait_for(
+                http_ok(f"{self.issuer}/.well-known/openid-configuration"),
+                timeout,
+                "Keycloak",
+                self.log_file,
+                self.process,
+            )
+        except BaseException:
+            self.stop()  # the caller never got a server to stop
+            raise
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
