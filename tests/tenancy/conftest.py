@@ -54,23 +54,24 @@ async def tenancy(tenancy_settings) -> AsyncIterator[AsyncTestClient]:
 
 
 def _bearer(kc_admin, roles: tuple[str, ...], organization: tuple[str, Any] | None = None) -> dict[str, str]:
+    """A fresh token per test: a token lives 5 minutes, a session of the suite much longer."""
     client = kc_admin.create_client(roles=roles, organization=organization)
     return {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def operator(kc_admin) -> dict[str, str]:
     """Headers of a platform operator (realm role ``operator``, no tenant)."""
     return _bearer(kc_admin, ("operator",))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def agent(kc_admin) -> dict[str, str]:
     """Headers of a commune agent: may not onboard anything."""
     return _bearer(kc_admin, ("commune-agent",), (f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4()))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def other_epci_admin(kc_admin) -> dict[str, str]:
     """Headers of the admin of another EPCI than this deployment's."""
     return _bearer(kc_admin, ("epci-admin",), ("epci-243000643", uuid.uuid4()))
