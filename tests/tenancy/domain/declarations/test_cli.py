@@ -193,7 +193,7 @@ JUNAS = "30136"  # onboarded by no other test (the onboarding tests only see it 
 
 
 def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
-    tmp_path, tenancy_url, keycloak, kc_admin, operator
+    tmp_path, tenancy_url, keycloak, kc_admin, operator, request
 ) -> None:
     """``socle-login`` (device code, password and OTP in the browser), then ``socle-tenants apply`` as that person.
 
@@ -209,9 +209,10 @@ def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
     assert epci.status_code == 200, epci.text
     secret = secrets.token_hex(10)
     admin = create_user(kc_admin, "epci-admin", otp_secret=secret)
-    kc_admin.request(
-        "POST", f"/organizations/{epci.json()['tenant']['keycloak_organization_id']}/members", json=admin.id
-    )
+    organization = epci.json()["tenant"]["keycloak_organization_id"]
+    kc_admin.request("POST", f"/organizations/{organization}/members", json=admin.id)
+    # The demo EPCI is the session's: other tests count its members.
+    request.addfinalizer(lambda: kc_admin.request("DELETE", f"/organizations/{organization}/members/{admin.id}"))
     token_file = tmp_path / "session" / "tokens.json"
     env = {
         "SOCLE_TENANTS_API": tenancy_url,

@@ -94,7 +94,7 @@ async def accepted_invitation(database, tenant: uuid.UUID) -> None:
         async with connection.transaction():
             await connection.execute("SELECT set_config('app.tenant_id', $1, true)", str(tenant))
             await connection.execute(
-                "SELECT tenancy.append_audit($1, $2, 'login', 'client:account', 'success', $3::jsonb)",
+                "SELECT tenancy.append_audit($1, $2, 'login.success', 'client:account', 'success', $3::jsonb)",
                 tenant,
                 user,
                 json.dumps(details),

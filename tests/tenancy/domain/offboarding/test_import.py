@@ -40,6 +40,7 @@ def _env(api: str, keycloak: Any, credentials: Any, url: Callable[[str, str], st
         "SOCLE_TENANTS_API": api,
         "SOCLE_TENANTS_ISSUER": keycloak.issuer,
         "SOCLE_TENANTS_CLIENT_SECRET": credentials["platform_client"],
+        "SOCLE_TENANTS_AUTH": "client-credentials",  # the platform client, as automation does
     }
     return env | {f"SOCLE_{s.upper()}_DATABASE_URL": url(s, "app") for s in SERVICES}
 
