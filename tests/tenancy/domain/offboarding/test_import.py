@@ -1,6 +1,6 @@
 """``socle-tenants import``: a commune offboarded with its bundle comes back, with the same data.
 
-Junas (30136, no other test uses it) is onboarded with devices, readings and a service
+Fontanès (30114, no other test uses it) is onboarded with devices, readings and a service
 account, then offboarded for real (``--confirm``). Its bundle is imported into the same
 platform (the commune moving back in: its kept audit chain must match the bundle's) and
 into a fresh one (another database, as another EPCI's Socle: the chain is restored
@@ -31,8 +31,8 @@ from tests.tenancy.conftest import DEMO_SIREN
 from tests.tenancy.domain.declarations.serving import socle_tenants
 from tests.tenancy.domain.offboarding.conftest import _insert
 
-RETURNING = "30136"
-FIRST_ADMIN = "mairie@junas.test.socle.fr"
+RETURNING = "30114"
+FIRST_ADMIN = "mairie@fontanes.test.socle.fr"
 
 
 def _env(api: str, keycloak: Any, credentials: Any, url: Callable[[str, str], str]) -> dict[str, str]:
@@ -94,14 +94,14 @@ async def _service_account(url: Callable[[str, str], str], tenant_id: str) -> No
             "VALUES ($1, $2, $3, $4, 'write')",
             uuid.UUID(tenant_id),
             uuid.uuid4(),
-            f"junas-station-crue-{uuid.uuid4().hex[:6]}",
+            f"fontanes-station-crue-{uuid.uuid4().hex[:6]}",
             "Station de crue du Vidourle",
         )
 
 
 @pytest.fixture(scope="module")
 def offboarded(database, keycloak, credentials, billing_url, kc_admin, tmp_path_factory) -> Iterator[dict[str, Any]]:
-    """Junas with data, then offboarded for real; its bundle and what its rows were."""
+    """Fontanès with data, then offboarded for real; its bundle and what its rows were."""
     operator = bearer(kc_admin, ("operator",))
     with no_socle_environment():
         app = create_app("tenancy", database, keycloak, credentials, billing_url=billing_url)
@@ -109,13 +109,13 @@ def offboarded(database, keycloak, credentials, billing_url, kc_admin, tmp_path_
         assert httpx.post(f"{api}/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator, timeout=30).is_success
         onboarded = httpx.post(
             f"{api}/v1/tenants/{RETURNING}/onboarding",
-            json={"first_admin_email": FIRST_ADMIN, "email_domains": ["junas.test.socle.fr"]},
+            json={"first_admin_email": FIRST_ADMIN, "email_domains": ["fontanes.test.socle.fr"]},
             headers=operator,
             timeout=60,
         )
         assert onboarded.status_code == 200, onboarded.text
         tenant = onboarded.json()["tenant"]
-        asyncio.run(_insert(database, tenant["id"], "junas"))
+        asyncio.run(_insert(database, tenant["id"], "fontanes"))
         asyncio.run(_service_account(database.url, tenant["id"]))
         before = snapshot(database.url, tenant["id"])
         exports = tmp_path_factory.mktemp("exports")

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle_core.audit import record
 from socle_core.auth import system_tenant
-from socle_core.db import tenant_session
+from socle_core.db import tenant_context, tenant_session
 from socle_core.errors import Conflict, InvalidInput, NotFound
 from socle_tenancy.db.models import SCHEMA, AuditHead, OnboardingStep, Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.offboarding.schemas import ImportCompletionIn, ImportIn, RestoredMemberOut
@@ -177,6 +177,14 @@ async def _first_admin_email(maker: async_sessionmaker[AsyncSession], tenant: Te
     return str(email) if email else None
 
 
+async def _restored_entries(maker: async_sessionmaker[AsyncSession], tenant: Tenant) -> int:
+    """The length of the tenant's chain, read as the tenant: chain heads are under row-level security."""
+    context = system_tenant(tenant.id, reason="import: is the audit chain restored")
+    async with tenant_session(maker, context) as session:
+        head = await session.get(AuditHead, tenant.id)
+    return head.last_seq if head is not None else 0
+
+
 async def complete_import(
     session: AsyncSession,
     maker: async_sessionmaker[AsyncSession],
@@ -195,8 +203,7 @@ async def complete_import(
             "commencez par POST /v1/tenants/imports",
             current_status=tenant.status,
         )
-    head = await session.get(AuditHead, tenant.id)
-    if (head.last_seq if head is not None else 0) < data.audit_entries:
+    if await _restored_entries(maker, tenant) < data.audit_entries:
         raise Conflict(
             f"la chaîne d'audit de {tenant.key} n'est pas encore restaurée ({data.audit_entries} entrée(s) dans le "
             "lot) : restaurez les lignes du lot d'abord (socle-tenants import)"
@@ -241,17 +248,19 @@ async def complete_import(
         tenant.first_admin_email = first_admin
         change_status(tenant, TenantStatus.active, f"{reason} terminé")
         await session.flush()
-        await record(
-            session,
-            tenant.id,
-            actor=actor,
-            action="tenant.imported",
-            target=tenant.key,
-            details={
-                "bundle_sha256": data.bundle_sha256,
-                "organization_id": organization_id,
-                "members": len(restored),
-                "accounts_created": sum(m.created for m in restored),
-            },
-        )
+        returning = system_tenant(tenant.id, reason="import: record tenant.imported in its own chain")
+        async with tenant_context(session, returning):
+            await record(
+                session,
+                returning,
+                actor=actor,
+                action="tenant.imported",
+                target=tenant.key,
+                details={
+                    "bundle_sha256": data.bundle_sha256,
+                    "organization_id": organization_id,
+                    "members": len(restored),
+                    "accounts_created": sum(m.created for m in restored),
+                },
+            )
     return organization_id, restored, skipped
