@@ -109,6 +109,10 @@ def main() -> int:
         print(f"{name:<10}{seconds:>9.1f}{seconds / baseline:>12.2f}{target:>9}  {verdict}")
         if name != "baseline":
             worst = max(worst, seconds)
+    print(
+        f"bench-up: cold_s={cold:.1f} warm_s={warm:.1f} baseline_s={baseline:.1f} "
+        f"cold_ratio={cold / baseline:.2f} target_s={TARGET_SECONDS:.0f}"
+    )
     return 0 if worst <= TARGET_SECONDS else 1
 
 
