@@ -20,7 +20,7 @@ import pytest
 
 from socle_devstack.stack import SERVICES
 from socle_tenancy.domain.isolation.probes import ProbeTenant, probe_service
-from socle_tenancy.domain.isolation.routes import ROUTES, RouteRule, rule_for
+from socle_tenancy.domain.isolation.routes import RouteRule, routes, rule_for
 from socle_tenancy.domain.isolation.services import dsn
 from tests.isolation.servers import bearer, create_app, no_socle_environment, onboard_demo, served_services
 
@@ -52,7 +52,7 @@ def test_every_route_of_every_service_is_classified(database, keycloak, credenti
     )
     stale = [
         f"{r.service} {r.method} {r.path}"
-        for r in ROUTES
+        for r in routes()
         if (r.method, r.path) not in {(m, p.rstrip("/") or "/") for m, p in _routes(apps[r.service])}
     ]
     assert stale == [], f"classified routes that no longer exist: {stale}"
@@ -121,7 +121,7 @@ def test_commune_b_gets_nothing_of_commune_a_on_any_route(matrix) -> None:
     called: dict[str, int] = {}
     refused = 0
     with httpx.Client(timeout=60) as http:
-        for rule in (r for r in ROUTES if r.service in MATRIX_SERVICES):
+        for rule in (r for r in routes() if r.service in MATRIX_SERVICES):
             if rule.scope in ("public", "console-session"):
                 continue
             where = f"{rule.service} {rule.method} {rule.path}"

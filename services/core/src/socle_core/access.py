@@ -241,12 +241,17 @@ def declared_routes(app: Litestar) -> Iterator[DeclaredRoute]:
 
 
 def declare_routes(app: Litestar, *, public_prefixes: tuple[str, ...]) -> None:
-    """Give Litestar's own documentation routes their rule, then refuse an app with an undeclared route."""
+    """Give Litestar's own routes (documentation, OPTIONS) their rule, then refuse an app with an undeclared route."""
     docs = public("la documentation de l'API, sans donnée")
+    preflight = public("la réponse de Litestar à OPTIONS (CORS), sans donnée")
     for route in app.routes:
-        if isinstance(route, HTTPRoute) and route.path.startswith(public_prefixes):
-            for handler in route.route_handlers:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if route.path.startswith(public_prefixes):
                 handler.opt.setdefault(ACCESS, docs)
+            elif handler.http_methods <= IMPLICIT_METHODS:
+                handler.opt.setdefault(ACCESS, preflight)
     list(declared_routes(app))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from litestar import Litestar, Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from socle_core.auth import Principal
 from socle_core.errors import Forbidden, Problem, ServiceUnavailable
@@ -26,7 +27,9 @@ class TenantAdmin:
     subject: str
 
 
-def provide_tenant_admin(request: Request[Principal, Any, Any], caller_tenant: TenantId) -> TenantAdmin:
+def provide_tenant_admin(
+    request: Request[Principal, Any, Any], caller_tenant: NamedDependency[TenantId]
+) -> TenantAdmin:
     """The admin acting for its token's tenant, with that tenant's organization (roles: on each route)."""
     principal = request.user
     if principal.organization is None:  # a tenant comes from exactly one organization; never otherwise
