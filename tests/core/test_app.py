@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socle_core.access import tenant_own
 from socle_core.app import create_service_app
 from socle_core.errors import Conflict, Forbidden, NotFound
 from socle_identity.app import create_app
@@ -23,6 +24,8 @@ from socle_identity.config import IdentitySettings
 from socle_ingestion.config import IngestionSettings
 from tests.support.apps import settings_kwargs
 
+#: The probe routes act for the caller's own tenant, whatever its role.
+PROBE = tenant_own(why="probe of the request transaction")
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
 
 
@@ -133,7 +136,7 @@ class DeviceIn(BaseModel):
 async def probe_app(clean_socle_env, database, keycloak, owner_engine):
     """An app with handlers that exercise the request transaction and the error envelope."""
 
-    @post("/probe/devices")
+    @post("/probe/devices", access=PROBE)
     async def create_device(
         data: JSONBody[DeviceIn], db_session: NamedDependency[AsyncSession], fail: FromQuery[bool] = False
     ) -> dict[str, str]:
@@ -148,15 +151,15 @@ async def probe_app(clean_socle_env, database, keycloak, owner_engine):
             raise Conflict("a later step failed: nothing may be kept")
         return {"name": data.name}
 
-    @get("/probe/devices")
+    @get("/probe/devices", access=PROBE)
     async def list_devices(db_session: NamedDependency[AsyncSession]) -> list[str]:
         return list((await db_session.execute(text("SELECT name FROM ingestion.devices"))).scalars())
 
-    @get("/probe/missing")
+    @get("/probe/missing", access=PROBE)
     async def missing() -> None:
         raise NotFound("no device with this id", device_id="d-1")
 
-    @get("/probe/crash")
+    @get("/probe/crash", access=PROBE)
     async def crash() -> None:
         raise RuntimeError("secret internals: password=hunter2")
 
@@ -164,7 +167,7 @@ async def probe_app(clean_socle_env, database, keycloak, owner_engine):
         await db_session.execute(text("SELECT count(*) FROM ingestion.devices"))  # checks a connection out
         raise Forbidden("this role may not do this")
 
-    @get("/probe/guarded", dependencies={"guard": Provide(refuse_after_a_query)})
+    @get("/probe/guarded", dependencies={"guard": Provide(refuse_after_a_query)}, access=PROBE)
     async def guarded(db_session: NamedDependency[AsyncSession], guard: NamedDependency[None]) -> None:
         raise AssertionError("the guard must have refused")
 

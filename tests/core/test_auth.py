@@ -67,7 +67,7 @@ async def test_expired_token_is_refused(keycloak, kc_admin) -> None:
         token = kc_admin.token(client)["access_token"]
         claims = await strict.verify(token)  # valid right now
         await asyncio.sleep(max(0.0, claims["exp"] - time.time()) + 1.1)
-        await _rejected(strict, token, "expired")
+        await _rejected(strict, token, "expiré")
     finally:
         await strict.aclose()
 
@@ -79,7 +79,7 @@ async def test_wrong_audience_is_refused(verifier, kc_admin) -> None:
 
 async def test_wrong_issuer_is_refused(verifier, forging_key, keycloak) -> None:
     token = forging_key.sign(claims_for(keycloak.url + "/realms/master"))
-    await _rejected(verifier, token, "issuer")
+    await _rejected(verifier, token, "émetteur")
 
 
 async def test_validly_signed_forged_token_with_right_claims_is_accepted(verifier, forging_key, keycloak) -> None:
@@ -98,7 +98,7 @@ async def test_tampered_payload_breaks_the_signature(verifier, kc_admin, tenant_
 
 
 async def test_alg_none_is_refused(verifier, keycloak) -> None:
-    await _rejected(verifier, unsigned(claims_for(keycloak.issuer)), "algorithm 'none'")
+    await _rejected(verifier, unsigned(claims_for(keycloak.issuer)), "algorithme de signature 'none'")
 
 
 async def test_hs256_signed_with_the_realm_public_key_is_refused(verifier, keycloak, forging_key) -> None:
@@ -108,9 +108,9 @@ async def test_hs256_signed_with_the_realm_public_key_is_refused(verifier, keycl
     head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": jwks["keys"][0]["kid"]}).encode())
     body = b64(json.dumps(claims_for(keycloak.issuer)).encode())
     mac = hmac.new(public, f"{head}.{body}".encode(), hashlib.sha256).digest()
-    await _rejected(verifier, f"{head}.{body}.{b64(mac)}", "algorithm 'HS256'")
+    await _rejected(verifier, f"{head}.{body}.{b64(mac)}", "algorithme de signature 'HS256'")
     pem_mac = hmac.new(forging_key.certificate_pem.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    await _rejected(verifier, f"{head}.{body}.{b64(pem_mac)}", "algorithm 'HS256'")
+    await _rejected(verifier, f"{head}.{body}.{b64(pem_mac)}", "algorithme de signature 'HS256'")
 
 
 async def test_unknown_kid_triggers_exactly_one_jwks_refresh(keycloak, forging_key) -> None:
@@ -121,7 +121,7 @@ async def test_unknown_kid_triggers_exactly_one_jwks_refresh(keycloak, forging_k
         other = SigningKey.generate()
         other.kid = "not-a-realm-key"
         for _ in range(3):
-            await _rejected(verifier, other.sign(claims_for(keycloak.issuer)), "unknown key")
+            await _rejected(verifier, other.sign(claims_for(keycloak.issuer)), "clé inconnue")
         assert verifier.refresh_count == before  # refreshed just now: the interval holds it back
     finally:
         await verifier.aclose()
@@ -129,7 +129,7 @@ async def test_unknown_kid_triggers_exactly_one_jwks_refresh(keycloak, forging_k
     try:
         await eager.refresh_keys()
         before = eager.refresh_count
-        await _rejected(eager, other.sign(claims_for(keycloak.issuer)), "unknown key")
+        await _rejected(eager, other.sign(claims_for(keycloak.issuer)), "clé inconnue")
         assert eager.refresh_count == before + 1
     finally:
         await eager.aclose()
@@ -151,18 +151,18 @@ async def test_not_yet_valid_token_is_refused_beyond_the_leeway(verifier, forgin
 
 
 async def test_id_token_is_not_an_access_token(verifier, forging_key, keycloak) -> None:
-    await _rejected(verifier, forging_key.sign(claims_for(keycloak.issuer, typ="ID")), "not an access token")
+    await _rejected(verifier, forging_key.sign(claims_for(keycloak.issuer, typ="ID")), "n'est pas un jeton d'accès")
 
 
 async def test_token_without_expiry_is_refused(verifier, forging_key, keycloak) -> None:
     claims = claims_for(keycloak.issuer)
     del claims["exp"]
-    await _rejected(verifier, forging_key.sign(claims), "no expiry")
+    await _rejected(verifier, forging_key.sign(claims), "pas de date d'expiration")
 
 
 async def test_garbage_is_refused_with_a_clear_reason(verifier) -> None:
-    await _rejected(verifier, "not-a-jwt", "not a signed JWT")
-    await _rejected(verifier, "e30.e30.", "algorithm None")
+    await _rejected(verifier, "not-a-jwt", "n'est pas un JWT signé")
+    await _rejected(verifier, "e30.e30.", "algorithme de signature None")
 
 
 # -- a tenant named in a path, header or body must be the token's ---------------------------
@@ -190,7 +190,7 @@ def test_another_tenant_is_reported_then_not_found(monkeypatch) -> None:
     tenant, other = uuid.uuid4(), uuid.uuid4()
     principal = _principal_of("commune-35238", tenant)
     assert principal.require_same_tenant(tenant).uuid == tenant
-    with pytest.raises(NotFound, match="no such tenant"):
+    with pytest.raises(NotFound, match="aucun tenant de ce nom"):
         principal.require_same_tenant(other, where="path", path="/v1/tenants/x")
     assert [(a.named, a.where, a.path, a.tenant_id) for a in seen] == [
         (str(other), "path", "/v1/tenants/x", str(tenant))

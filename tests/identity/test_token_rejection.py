@@ -56,8 +56,8 @@ async def test_control_a_validly_signed_token_is_accepted(identity, forging_key,
 
 
 async def test_alg_none(identity, keycloak) -> None:
-    await refused(identity, unsigned(claims_for(keycloak.issuer)), "algorithm 'none'")
-    await refused(identity, unsigned(claims_for(keycloak.issuer), alg="None"), "algorithm 'None'")
+    await refused(identity, unsigned(claims_for(keycloak.issuer)), "algorithme de signature 'none'")
+    await refused(identity, unsigned(claims_for(keycloak.issuer), alg="None"), "algorithme de signature 'None'")
 
 
 async def test_hs256_signed_with_the_realm_public_key(identity, keycloak) -> None:
@@ -68,25 +68,25 @@ async def test_hs256_signed_with_the_realm_public_key(identity, keycloak) -> Non
     body = b64(json.dumps(claims_for(keycloak.issuer)).encode())
     for secret in (json.dumps(realm_key).encode(), realm_key["n"].encode()):
         mac = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
-        await refused(identity, f"{head}.{body}.{b64(mac)}", "algorithm 'HS256'")
+        await refused(identity, f"{head}.{body}.{b64(mac)}", "algorithme de signature 'HS256'")
 
 
 async def test_unknown_kid(identity, keycloak) -> None:
     stranger = SigningKey.generate()
     stranger.kid = "not-a-realm-key"
-    await refused(identity, stranger.sign(claims_for(keycloak.issuer)), "unknown key")
+    await refused(identity, stranger.sign(claims_for(keycloak.issuer)), "clé inconnue")
 
 
 @pytest.mark.parametrize(
     ("kid", "reason"),
     [
         # Syntactically possible kids are only ever dictionary keys of the cached JWKS: unknown, never a path.
-        ("../../../../../../dev/null", "unknown key"),
-        ("' OR '1'='1", "no valid key id"),
-        ("x'; DROP TABLE keys; --", "no valid key id"),
-        ("/etc/passwd\u0000", "no valid key id"),
-        ("", "no valid key id"),
-        ("k" * 500, "no valid key id"),
+        ("../../../../../../dev/null", "clé inconnue"),
+        ("' OR '1'='1", "pas d'identifiant de clé (kid) valide"),
+        ("x'; DROP TABLE keys; --", "pas d'identifiant de clé (kid) valide"),
+        ("/etc/passwd\u0000", "pas d'identifiant de clé (kid) valide"),
+        ("", "pas d'identifiant de clé (kid) valide"),
+        ("k" * 500, "pas d'identifiant de clé (kid) valide"),
     ],
 )
 async def test_injected_kid(identity, forging_key, keycloak, kid, reason) -> None:  # noqa: F811
@@ -95,7 +95,7 @@ async def test_injected_kid(identity, forging_key, keycloak, kid, reason) -> Non
 
 async def test_kid_of_a_realm_key_with_a_path_suffix(identity, forging_key, keycloak) -> None:  # noqa: F811
     token = forging_key.sign(claims_for(keycloak.issuer), kid=forging_key.kid + "/../" + forging_key.kid)
-    await refused(identity, token, "unknown key")
+    await refused(identity, token, "clé inconnue")
 
 
 @pytest.mark.parametrize(
@@ -112,8 +112,8 @@ async def test_key_location_in_the_header(identity, forging_key, keycloak, param
 
 
 async def test_wrong_issuer(identity, forging_key, keycloak) -> None:  # noqa: F811
-    await refused(identity, forging_key.sign(claims_for(f"{keycloak.url}/realms/master")), "issuer")
-    await refused(identity, forging_key.sign(claims_for(f"{keycloak.url}/realms/proconnect-upstream")), "issuer")
+    await refused(identity, forging_key.sign(claims_for(f"{keycloak.url}/realms/master")), "émetteur")
+    await refused(identity, forging_key.sign(claims_for(f"{keycloak.url}/realms/proconnect-upstream")), "émetteur")
 
 
 async def test_wrong_audience(identity, forging_key, keycloak, kc_admin) -> None:  # noqa: F811
@@ -124,7 +124,7 @@ async def test_wrong_audience(identity, forging_key, keycloak, kc_admin) -> None
 
 async def test_expired(identity, forging_key, keycloak) -> None:  # noqa: F811
     past = int(time.time()) - 3600
-    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, iat=past - 300, exp=past)), "expired")
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, iat=past - 300, exp=past)), "expiré")
 
 
 async def test_not_yet_valid(identity, forging_key, keycloak) -> None:  # noqa: F811
@@ -134,11 +134,11 @@ async def test_not_yet_valid(identity, forging_key, keycloak) -> None:  # noqa: 
 
 
 async def test_an_id_token_is_not_an_access_token(identity, forging_key, keycloak, kc_admin) -> None:  # noqa: F811
-    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, typ="ID")), "not an access token")
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, typ="ID")), "n'est pas un jeton d'accès")
     issued = kc_admin.token(kc_admin.create_client(), scope="openid")
     assert "id_token" in issued, issued
     body = await refused(identity, issued["id_token"], "")
-    assert "audience" in body["detail"] or "not an access token" in body["detail"]
+    assert "audience" in body["detail"] or "n'est pas un jeton d'accès" in body["detail"]
 
 
 @pytest.mark.parametrize("audience", [{"socle-api": True}, {"aud": "socle-api"}, ["socle-api", 7], 42])
@@ -277,7 +277,7 @@ async def test_tenant_b_in_the_header(identity, kc_admin, attempts) -> None:
                 json={"name": "x", "access": "write"} if method == "POST" else None,
             )
             body = assert_problem(response, 404, "not-found")
-            assert body["detail"] == "no such tenant"
+            assert body["detail"] == "aucun tenant de ce nom"
     assert (await identity.get("/v1/service-accounts", headers=admin_a)).json() == []  # nothing was created
     assert {(a.where, a.tenant_id, a.organization) for a in attempts} == {("header", str(tenant_a.id), tenant_a.alias)}
     for own in (str(tenant_a.id), tenant_a.alias, str(tenant_a.id).upper()):

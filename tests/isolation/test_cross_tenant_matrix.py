@@ -1,8 +1,9 @@
 """The cross-tenant matrix: every route of every service against another tenant's token, and the same in SQL.
 
 Routes come from introspecting the real Litestar apps, so a new endpoint is never forgotten:
-one missing from ``socle_tenancy.domain.isolation.routes.ROUTES`` fails the first test until
-someone says how it touches tenant data. Commune B (a real Keycloak token, ``commune-admin``)
+each declares its rule on the route (``socle_core.access``), an app with a route that does not
+is not built, and the first test checks that the isolation catalogue (``routes.routes()``)
+reads exactly the routes every app serves. Commune B (a real Keycloak token, ``commune-admin``)
 then calls every route on commune A's resources: a tenant resource is a 404 problem+json,
 a platform route a 403/404 problem+json, a route of B's own scope answers for B only; and
 none of those answers contains anything of A.
@@ -20,7 +21,7 @@ import pytest
 
 from socle_devstack.stack import SERVICES
 from socle_tenancy.domain.isolation.probes import ProbeTenant, probe_service
-from socle_tenancy.domain.isolation.routes import ROUTES, RouteRule, rule_for
+from socle_tenancy.domain.isolation.routes import RouteRule, routes, rule_for
 from socle_tenancy.domain.isolation.services import dsn
 from tests.isolation.servers import bearer, create_app, no_socle_environment, onboard_demo, served_services
 
@@ -47,12 +48,13 @@ def test_every_route_of_every_service_is_classified(database, keycloak, credenti
                 unclassified.append(f"{service} {method} {path}")
     assert seen > 30
     assert unclassified == [], (
-        "classify these routes in socle_tenancy/domain/isolation/routes.py (tenant-resource, tenant-own, "
+        "declare access=... (socle_core.access) on these routes and list the service's handlers under the "
+        "socle.routes entry point (tenant-resource, tenant-own, "
         f"platform, public or console-session): {unclassified}"
     )
     stale = [
         f"{r.service} {r.method} {r.path}"
-        for r in ROUTES
+        for r in routes()
         if (r.method, r.path) not in {(m, p.rstrip("/") or "/") for m, p in _routes(apps[r.service])}
     ]
     assert stale == [], f"classified routes that no longer exist: {stale}"
@@ -121,7 +123,7 @@ def test_commune_b_gets_nothing_of_commune_a_on_any_route(matrix) -> None:
     called: dict[str, int] = {}
     refused = 0
     with httpx.Client(timeout=60) as http:
-        for rule in (r for r in ROUTES if r.service in MATRIX_SERVICES):
+        for rule in (r for r in routes() if r.service in MATRIX_SERVICES):
             if rule.scope in ("public", "console-session"):
                 continue
             where = f"{rule.service} {rule.method} {rule.path}"

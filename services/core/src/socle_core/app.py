@@ -21,15 +21,20 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.types import ControllerRouterHandler, Scope
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from socle_core.audit import record_refusal
-from socle_core.auth import (
-    PUBLIC_PATHS,
-    CrossTenantRefused,
-    TokenVerifier,
-    authentication_middleware,
-    tenant_guard_middleware,
+from socle_core.access import (
+    Authentication,
+    UndeclaredAccess,
+    declare_routes,
+    declared_routes,
+    enforce_access,
+    provide_caller_tenant,
+    public,
 )
+from socle_core.audit import record_refusal
+from socle_core.auth import AuthenticationMiddleware, CrossTenantRefused, TokenVerifier, tenant_guard_middleware
+from socle_core.credentials import CredentialVerifier
 from socle_core.db import close_abandoned_sessions, create_engine, create_session_maker, provide_db_session
 from socle_core.directory import TenantBindings
 from socle_core.docs import LocalRedocPlugin, document_answers
@@ -44,11 +49,16 @@ from socle_core.settings import ServiceSettings
 log = structlog.get_logger("socle.app")
 
 Lifespan = Callable[[Litestar], Any]
+#: Builds the verifier of a service's device and integration credentials from its engine.
+CredentialVerifierFactory = Callable[[AsyncEngine], CredentialVerifier]
+#: Where Litestar serves the API documentation (its routes are declared public here).
+DOCS_PATH = "/schema"
 
 
 class _Metrics(PrometheusController):
     path = "/metrics"
     include_in_schema = False
+    opt = {"access": public("métriques du service, sans donnée de tenant")}
 
 
 def create_service_app(
@@ -60,23 +70,41 @@ def create_service_app(
     readiness_checks: dict[str, ReadinessCheck] | None = None,
     lifespan: Sequence[Lifespan] = (),
     dependencies: dict[str, Provide] | None = None,
-    public_paths: str | list[str] | None = None,
     extra_state: dict[str, Any] | None = None,
+    platform_client_id: str | None = None,
+    credential_verifier: CredentialVerifierFactory | None = None,
     **litestar_kwargs: Any,
 ) -> Litestar:
+    """The service's app; refused (``UndeclaredAccess``) when a route does not declare its access rule.
+
+    ``platform_client_id``: the client id of the platform's own service account, admitted by the
+    routes that declare ``platform_client``; ``credential_verifier``: how the service's device and
+    integration credentials are verified, required when a route declares them.
+    """
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    state = State({"settings": settings, "readiness_checks": readiness_checks or dict(DEFAULT_CHECKS)})
+    state = State(
+        {
+            "settings": settings,
+            "readiness_checks": readiness_checks or dict(DEFAULT_CHECKS),
+            "platform_client_id": platform_client_id,
+        }
+    )
     state.update(extra_state or {})
     openapi = _openapi(settings, title, description)
     app = Litestar(
         route_handlers=[live, ready, _Metrics, *route_handlers],
         state=state,
-        lifespan=[_infrastructure(settings), *lifespan],
-        dependencies={"db_session": Provide(provide_db_session), **(dependencies or {})},
+        lifespan=[_infrastructure(settings, credential_verifier), *lifespan],
+        dependencies={
+            "db_session": Provide(provide_db_session),
+            "caller_tenant": Provide(provide_caller_tenant, sync_to_thread=False),
+            **(dependencies or {}),
+        },
+        guards=[enforce_access],
         middleware=[
             correlation_middleware,
             PrometheusConfig(app_name=f"socle_{settings.service_name}", group_path=True).middleware,
-            authentication_middleware(public_paths or PUBLIC_PATHS),
+            AuthenticationMiddleware,
             request_input_middleware(),
             tenant_guard_middleware(),
         ],
@@ -86,18 +114,23 @@ def create_service_app(
             audit_cross_tenant_attempt,
             *litestar_kwargs.pop("after_exception", []),
         ],
-        before_send=[security_headers(openapi.path or "/schema"), *litestar_kwargs.pop("before_send", [])],
+        before_send=[security_headers(openapi.path or DOCS_PATH), *litestar_kwargs.pop("before_send", [])],
         openapi_config=openapi,
         cors_config=CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None,
         logging_config=None,
         debug=False,
         **litestar_kwargs,
     )
+    declare_routes(app, public_prefixes=(DOCS_PATH,))
+    if credential_verifier is None and any(
+        r.access.authentication is Authentication.CREDENTIAL for r in declared_routes(app)
+    ):
+        raise UndeclaredAccess("des routes déclarent des clés d'intégration, sans vérificateur (credential_verifier)")
     document_answers(app)
     return app
 
 
-def _infrastructure(settings: ServiceSettings) -> Lifespan:
+def _infrastructure(settings: ServiceSettings, credential_verifier: CredentialVerifierFactory | None) -> Lifespan:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         engine = create_engine(settings)
@@ -114,6 +147,7 @@ def _infrastructure(settings: ServiceSettings) -> Lifespan:
         app.state.db_engine = engine
         app.state.db_session_maker = create_session_maker(engine)
         app.state.token_verifier = verifier
+        app.state.credential_verifier = credential_verifier(engine) if credential_verifier else None
         try:
             yield
         finally:
@@ -128,7 +162,7 @@ def _openapi(settings: ServiceSettings, title: str, description: str) -> OpenAPI
         title=title,
         version="0.1.0",
         description=description,
-        path="/schema",
+        path=DOCS_PATH,
         render_plugins=[LocalRedocPlugin()],
         components=Components(
             security_schemes={

@@ -13,6 +13,9 @@ This module is the only producer of ``TenantId``: from the token's ``organizatio
 which must name exactly one tenant for tenant-scoped work. It also refuses a request that
 names another tenant than the token's (``X-Socle-Tenant`` header, ``tenant_id``/``tenant``
 in a JSON body) with a 404, and reports every such attempt to ``on_cross_tenant_attempt``.
+Device and integration credentials (``socle_core.credentials``) are the other producer, on
+the routes that declare them (``socle_core.access``): each route says which authentication
+applies, and the middleware here follows that declaration, never a list of paths.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
-from litestar.middleware import AbstractAuthenticationMiddleware, ASGIMiddleware, AuthenticationResult, DefineMiddleware
+from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from socle_core.access import Authentication, authentication_of
+from socle_core.credentials import CREDENTIAL_FORMAT, CredentialVerifier, Integration, InvalidCredential
 from socle_core.directory import TenantBindings
 from socle_core.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated
 from socle_core.tenant import TenantId, _issue
@@ -50,9 +55,6 @@ _FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c", "crit")
 _KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 _KID = re.compile(r"^[A-Za-z0-9._~+/=-]{1,128}$")
 
-#: Paths any caller may reach without a token.
-PUBLIC_PATHS = r"^/(health/|metrics|schema|favicon\.ico)"
-
 #: Header in which the console or an integration may name the tenant it acts for (id or alias).
 TENANT_HEADER = "X-Socle-Tenant"
 #: Top-level fields of a JSON object body that name a tenant; they must name the caller's own.
@@ -60,7 +62,7 @@ TENANT_BODY_FIELDS = ("tenant_id", "tenant")
 
 
 class InvalidToken(Unauthenticated):
-    slug, title = "invalid-token", "Invalid token"
+    slug, title = "invalid-token", "Jeton refusé"
 
 
 class TokenVerifier:
@@ -107,8 +109,8 @@ class TokenVerifier:
             document = response.json()
             if document.get("issuer") != self.issuer:
                 raise ServiceUnavailable(
-                    f"the identity provider announces issuer {document.get('issuer')!r}, "
-                    f"expected {self.issuer!r}: check the OIDC issuer setting"
+                    f"le fournisseur d'identité annonce l'émetteur {document.get('issuer')!r}, "
+                    f"attendu {self.issuer!r} : vérifiez le réglage de l'émetteur OIDC"
                 )
             self._jwks_uri = str(document["jwks_uri"])
         return self._jwks_uri
@@ -120,7 +122,7 @@ class TokenVerifier:
             response.raise_for_status()
             keys = response.json().get("keys", [])
         except (httpx.HTTPError, ValueError) as exc:
-            raise ServiceUnavailable(f"cannot fetch the identity provider's keys: {exc}") from exc
+            raise ServiceUnavailable(f"impossible de lire les clés du fournisseur d'identité : {exc}") from exc
         self._keys = {
             str(k["kid"]): k for k in keys if isinstance(k, dict) and k.get("kid") and k.get("use", "sig") == "sig"
         }
@@ -146,23 +148,23 @@ class TokenVerifier:
         header = _header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
-            raise InvalidToken(f"signature algorithm {alg!r} is not accepted")
+            raise InvalidToken(f"l'algorithme de signature {alg!r} n'est pas accepté")
         for name in _FORBIDDEN_HEADERS:
             if name in header:
-                raise InvalidToken(f"token header parameter {name!r} is not accepted")
+                raise InvalidToken(f"le paramètre d'en-tête {name!r} du jeton n'est pas accepté")
         kid = header.get("kid")
         if not isinstance(kid, str) or not _KID.match(kid):
-            raise InvalidToken("token has no valid key id (kid)")
+            raise InvalidToken("le jeton n'a pas d'identifiant de clé (kid) valide")
         jwk = await self._key_for(kid)
         if jwk is None:
-            raise InvalidToken("token is signed with an unknown key")
+            raise InvalidToken("le jeton est signé par une clé inconnue")
         if jwk.get("kty") != _KEY_TYPES.get(alg[:2]) or jwk.get("alg", alg) != alg:
-            raise InvalidToken("token algorithm does not match the realm key")
+            raise InvalidToken("l'algorithme du jeton ne correspond pas à la clé du royaume")
         key = _import_key(jwk)
         try:
             decoded = jwt.decode(token, key, algorithms=[alg])
         except (JoseError, ValueError) as exc:
-            raise InvalidToken("token signature is invalid") from exc
+            raise InvalidToken("la signature du jeton est invalide") from exc
         claims = dict(decoded.claims)
         self._check_claims(claims)
         await self._check_tenant_binding(claims)
@@ -189,7 +191,7 @@ class TokenVerifier:
 
     def _check_issuer_and_audience(self, claims: dict[str, Any]) -> None:
         if claims.get("iss") != self.issuer:
-            raise InvalidToken("token issuer is not this platform's realm")
+            raise InvalidToken("l'émetteur du jeton n'est pas le royaume de cette plateforme")
         audience = claims.get("aud")
         if isinstance(audience, str):
             audiences = [audience]
@@ -198,7 +200,7 @@ class TokenVerifier:
         else:  # an object's keys, a number: RFC 7519 allows a string or an array of strings only
             raise InvalidToken("l'audience du jeton (aud) doit être une chaîne ou une liste de chaînes")
         if self.audience not in audiences:
-            raise InvalidToken(f"token audience does not include {self.audience!r}")
+            raise InvalidToken(f"l'audience du jeton n'inclut pas {self.audience!r}")
 
     def _check_type_and_lifetime(self, claims: dict[str, Any]) -> None:
         """An access token's: ``typ`` Bearer and a bounded lifetime (other verifiers override this)."""
@@ -206,7 +208,7 @@ class TokenVerifier:
         if token_type is None:
             raise InvalidToken("le jeton n'a pas de type (typ) : un jeton d'accès porte typ=Bearer")
         if str(token_type).lower() != "bearer":
-            raise InvalidToken(f"a {token_type} token is not an access token")
+            raise InvalidToken(f"un jeton de type {token_type} n'est pas un jeton d'accès")
         self._check_lifetime(claims)
 
     def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
@@ -218,13 +220,13 @@ class TokenVerifier:
         now = time.time()
         exp, iat = claims.get("exp"), claims.get("iat")
         if not _is_number(exp):
-            raise InvalidToken("token has no expiry")
+            raise InvalidToken("le jeton n'a pas de date d'expiration (exp)")
         if not _is_number(iat):
             raise InvalidToken("le jeton n'a pas de date d'émission (iat)")
         if now > exp + self.leeway:
-            raise InvalidToken("token has expired")
+            raise InvalidToken("le jeton a expiré")
         if now + self.leeway < iat:
-            raise InvalidToken("token is issued in the future")
+            raise InvalidToken("le jeton est émis dans le futur")
         if exp - iat > self.max_lifetime:
             raise InvalidToken(
                 f"la durée de validité du jeton ({int(exp - iat)} s entre iat et exp) dépasse "
@@ -232,7 +234,7 @@ class TokenVerifier:
             )
         nbf = claims.get("nbf")
         if _is_number(nbf) and now + self.leeway < nbf:
-            raise InvalidToken("token is not valid yet")
+            raise InvalidToken("le jeton n'est pas encore valide (nbf)")
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -250,11 +252,11 @@ def _b64json(part: str) -> dict[str, Any]:
 def _header(token: str) -> dict[str, Any]:
     parts = token.split(".")
     if len(parts) != 3 or not all(parts[:2]):
-        raise InvalidToken("token is not a signed JWT (header.payload.signature)")
+        raise InvalidToken("le jeton n'est pas un JWT signé (en-tête.contenu.signature)")
     try:
         return _b64json(parts[0])
     except (ValueError, UnicodeError) as exc:
-        raise InvalidToken("token header is not valid base64url JSON") from exc
+        raise InvalidToken("l'en-tête du jeton n'est pas du JSON en base64url valide") from exc
 
 
 def _import_key(jwk: dict[str, Any]) -> RSAKey | ECKey | OKPKey:
@@ -265,7 +267,7 @@ def _import_key(jwk: dict[str, Any]) -> RSAKey | ECKey | OKPKey:
         return ECKey.import_key(jwk)
     if kty == "OKP":
         return OKPKey.import_key(jwk)
-    raise InvalidToken("realm key type is not supported")
+    raise InvalidToken("le type de clé du royaume n'est pas pris en charge")
 
 
 @dataclass(frozen=True)
@@ -287,6 +289,11 @@ class Principal:
     def is_service_account(self) -> bool:
         return bool(self.username and self.username.startswith("service-account-"))
 
+    @property
+    def actor(self) -> str:
+        """Who acted, as the audit log names them: the token's subject, else its client."""
+        return self.subject or self.client_id or "unknown"
+
     def has_any_role(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
 
@@ -296,15 +303,15 @@ class Principal:
             return self.tenant
         if len(self.organizations) > 1:
             raise Forbidden(
-                "this token names several communes; sign in again choosing one "
-                "(request the scope organization:<alias>)",
+                "ce jeton nomme plusieurs communes : reconnectez-vous en en choisissant une "
+                "(demandez la portée organization:<alias>)",
                 organizations=list(self.organizations),
             )
-        raise Forbidden("this token is not bound to any commune or EPCI of the platform")
+        raise Forbidden("ce jeton n'est rattaché à aucune commune ni à l'EPCI de la plateforme")
 
     def require_role(self, *roles: str) -> None:
         if not self.has_any_role(*roles):
-            raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(roles))}")
+            raise Forbidden(f"cette action demande l'un des rôles : {', '.join(sorted(roles))}")
 
     def names_own_tenant(self, tenant_key: str | UUID) -> bool:
         """True when ``tenant_key`` (a tenant id or organization alias) is one this token names."""
@@ -346,7 +353,7 @@ class CrossTenantRefused(NotFound):
     """The 404 of a cross-tenant attempt; the app's handler also writes it to the caller's audit chain."""
 
     def __init__(self, attempt: CrossTenantAttempt, tenant: TenantId | None = None) -> None:
-        super().__init__("no such tenant")
+        super().__init__("aucun tenant de ce nom")
         self.attempt = attempt
         #: The caller's own tenant (from its token): the chain the attempt is recorded in.
         self.tenant = tenant
@@ -418,34 +425,72 @@ def system_tenant(tenant_uuid: UUID, *, reason: str) -> TenantId:
     return _issue(tenant_uuid)
 
 
-class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Authenticates every request except health, metrics and the OpenAPI document."""
+class AuthenticationMiddleware:
+    """Authenticates each request as its route declares (``socle_core.access.Authentication``).
 
-    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
-        header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthenticated(
-                "this endpoint needs an access token: send 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": 'Bearer realm="socle"'},
-            )
-        verifier: TokenVerifier = connection.app.state.token_verifier
-        claims = await verifier.verify(token.strip())
-        principal = principal_from_claims(claims)
-        structlog.contextvars.bind_contextvars(
-            subject=principal.subject, tenant_id=str(principal.tenant) if principal.tenant else None
+    Bearer routes take a Keycloak access token, credential routes a device or integration
+    credential; public and console-session routes pass (the console's pages check their
+    session cookie). One kind is never accepted where the other is declared.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            kind = authentication_of(scope)
+            if kind is Authentication.BEARER:
+                connection: ASGIConnection[Any, Any, Any, Any] = ASGIConnection(scope)
+                scope["user"], scope["auth"] = await _bearer(connection)
+            elif kind is Authentication.CREDENTIAL:
+                scope["user"] = await _credential(ASGIConnection(scope))
+                scope["auth"] = None
+                structlog.contextvars.bind_contextvars(
+                    subject=scope["user"].subject, tenant_id=str(scope["user"].tenant)
+                )
+        await self.app(scope, receive, send)
+
+
+def _presented(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    scheme, _, value = connection.headers.get("authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+async def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[Principal, dict[str, Any]]:
+    token = _presented(connection)
+    if token is None:
+        raise Unauthenticated(
+            "cette route demande un jeton d'accès : envoyez 'Authorization: Bearer <jeton>'",
+            headers={"WWW-Authenticate": 'Bearer realm="socle"'},
         )
-        return AuthenticationResult(user=principal, auth=claims)
+    if CREDENTIAL_FORMAT.match(token):
+        raise InvalidToken("cette route demande un jeton d'accès Keycloak : une clé d'intégration n'y est pas acceptée")
+    verifier: TokenVerifier = connection.app.state.token_verifier
+    claims = await verifier.verify(token)
+    principal = principal_from_claims(claims)
+    structlog.contextvars.bind_contextvars(
+        subject=principal.subject, tenant_id=str(principal.tenant) if principal.tenant else None
+    )
+    return principal, claims
 
 
-def authentication_middleware(exclude: str | list[str] = PUBLIC_PATHS) -> DefineMiddleware:
-    return DefineMiddleware(BearerAuthenticationMiddleware, exclude=exclude)
+async def _credential(connection: ASGIConnection[Any, Any, Any, Any]) -> Integration:
+    presented = _presented(connection)
+    if presented is None:
+        raise InvalidCredential("cette route demande une clé d'intégration : envoyez 'Authorization: Bearer socle_…'")
+    if presented.count(".") == 2:
+        raise InvalidCredential("cette route demande une clé d'intégration (socle_…), pas un jeton d'accès")
+    verifier: CredentialVerifier | None = connection.app.state.get("credential_verifier")
+    if verifier is None:
+        raise ServiceUnavailable("ce service ne vérifie pas de clé d'intégration")
+    return await verifier.verify(presented)
 
 
 class TenantGuardMiddleware(ASGIMiddleware):
     """Refuses (404) a request whose header or JSON body names another tenant than its token.
 
-    Runs after authentication, for callers whose token names an organization; platform-wide
+    Runs after authentication on the routes that declare bearer tokens, for callers whose
+    token names an organization (credential routes are never read here); platform-wide
     callers (operator, auditor) have no tenant to compare with, and a tenant can reach the
     database only through ``TenantId``, which never comes from a header or a body. The body
     is read once and cached by Litestar for the handler, and decoded here as the handler will
@@ -457,7 +502,8 @@ class TenantGuardMiddleware(ASGIMiddleware):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         principal = scope.get("user")
-        if isinstance(principal, Principal) and principal.organizations:
+        bearer = authentication_of(scope) is Authentication.BEARER  # a credential's tenant is its own: no body read
+        if bearer and isinstance(principal, Principal) and principal.organizations:
             request: Request[Any, Any, Any] = Request(scope, receive)
             path = request.url.path
             named = request.headers.get(TENANT_HEADER)

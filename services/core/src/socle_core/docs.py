@@ -27,6 +27,7 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Schema
 from litestar.response import File
 from litestar.routes import HTTPRoute
 
+from socle_core.access import public
 from socle_core.errors import problem_response_specs
 
 #: Handler ``opt`` key: ``{status: (media type, ...)}`` the handler may answer besides the documented one.
@@ -66,7 +67,13 @@ class LocalRedocPlugin(OpenAPIRenderPlugin):
         router.register(redoc_bundle)
 
 
-@get(f"{ASSETS_PATH}/{REDOC_BUNDLE}", name=REDOC_BUNDLE, include_in_schema=False, sync_to_thread=False)
+@get(
+    f"{ASSETS_PATH}/{REDOC_BUNDLE}",
+    name=REDOC_BUNDLE,
+    include_in_schema=False,
+    sync_to_thread=False,
+    access=public("le code de la page de documentation"),
+)
 def redoc_bundle() -> File:
     """The vendored bundle; it changes only with a release, so browsers may keep it a day."""
     return File(

@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy import text
 
+from socle_core.access import public
 from socle_core.errors import PROBLEM_JSON, ProblemDetails, problem_body
 
 ReadinessCheck = Callable[[State], Awaitable[None]]
@@ -36,7 +37,9 @@ DEFAULT_CHECKS: dict[str, ReadinessCheck] = {
 }
 
 
-@get("/health/live", include_in_schema=True, tags=["health"], sync_to_thread=False)
+@get(
+    "/health/live", include_in_schema=True, tags=["health"], sync_to_thread=False, access=public("vivacité du service")
+)
 def live() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -44,6 +47,7 @@ def live() -> dict[str, str]:
 @get(
     "/health/ready",
     tags=["health"],
+    access=public("disponibilité du service et de ses dépendances"),
     responses={
         503: ResponseSpec(
             ProblemDetails,

@@ -9,15 +9,13 @@ from typing import Any
 
 from litestar import Litestar, Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 
 from socle_core.auth import Principal
 from socle_core.errors import Forbidden, Problem, ServiceUnavailable
 from socle_core.tenant import TenantId
 from socle_identity.config import IdentitySettings
 from socle_identity.keycloak import KeycloakAdminClient
-
-#: Roles allowed to manage a tenant's service accounts.
-SERVICE_ACCOUNT_ADMIN_ROLES = ("commune-admin",)
 
 
 @dataclass(frozen=True)
@@ -29,14 +27,14 @@ class TenantAdmin:
     subject: str
 
 
-def provide_tenant_admin(request: Request[Principal, Any, Any]) -> TenantAdmin:
-    """The one authorization check of tenant administration endpoints."""
+def provide_tenant_admin(
+    request: Request[Principal, Any, Any], caller_tenant: NamedDependency[TenantId]
+) -> TenantAdmin:
+    """The admin acting for its token's tenant, with that tenant's organization (roles: on each route)."""
     principal = request.user
-    tenant = principal.require_tenant()
-    principal.require_role(*SERVICE_ACCOUNT_ADMIN_ROLES)
     if principal.organization is None:  # a tenant comes from exactly one organization; never otherwise
-        raise Forbidden("this token names a tenant without its organization")
-    return TenantAdmin(tenant, principal.organization, principal.subject)
+        raise Forbidden("ce jeton nomme un tenant sans son organisation")
+    return TenantAdmin(caller_tenant, principal.organization, principal.subject)
 
 
 def provide_keycloak(state: State) -> KeycloakAdminClient:

@@ -1,8 +1,8 @@
 """Jobs the identity service runs on demand and in the background (placement, audit feed).
 
 Both read Keycloak's event store and need the admin client; both may be triggered only by
-the operator or by the platform's own client. A failed tick is logged and the next one
-resumes: a job's state lives in Keycloak or in the database, never in the task.
+the operator or by the platform's own client (``platform_caller``, declared on their routes).
+A failed tick is logged and the next one resumes: a job's state lives in Keycloak or in the database, never in the task.
 """
 
 from __future__ import annotations
@@ -16,26 +16,21 @@ import structlog
 from litestar import Litestar
 from sqlalchemy.exc import SQLAlchemyError
 
-from socle_core.auth import Principal
+from socle_core import access
 from socle_core.errors import ServiceUnavailable
-from socle_identity.config import IdentitySettings
+from socle_core.roles import Role
 from socle_identity.keycloak import KeycloakAdminClient, KeycloakError
 
 log = structlog.get_logger("socle.identity.jobs")
 
-#: Realm roles that may trigger platform jobs (the platform's own client may too).
-PLATFORM_ROLES = ("operator",)
+
+def platform_caller(why: str) -> access.Access:
+    """The operator, or the platform's own client (tenancy's workflows, ``socle-tenants``)."""
+    return access.platform(Role.OPERATOR, platform_client=True, why=why)
 
 
 class Job(Protocol):
     async def run(self) -> Any: ...
-
-
-def require_platform_caller(principal: Principal, settings: IdentitySettings) -> None:
-    """The operator, or the platform's own client (tenancy's workflows, ``socle-tenants``)."""
-    if principal.is_service_account and principal.client_id == settings.keycloak_client_id:
-        return
-    principal.require_role(*PLATFORM_ROLES)
 
 
 def job_of(state: Any, key: str, what: str) -> Any:

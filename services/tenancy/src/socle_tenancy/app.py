@@ -11,6 +11,7 @@ import structlog
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.types import ControllerRouterHandler
 
 from socle_core.app import create_service_app
 from socle_tenancy.config import TenancySettings
@@ -28,6 +29,18 @@ from socle_tenancy.domain.reference import ReferenceCatalogue, default_catalogue
 from socle_tenancy.domain.tenants.controllers import EpciController, TenantController
 
 log = structlog.get_logger("socle.tenancy")
+
+#: The service's routes, each with its declared access (read by the isolation catalogue too).
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [
+    EpciController,
+    TenantController,
+    OnboardingController,
+    OffboardingController,
+    TenantImportController,
+    IsolationReportController,
+    AuditController,
+    GrantController,
+]
 
 
 def create_app(
@@ -52,16 +65,7 @@ def create_app(
 
     return create_service_app(
         settings,
-        route_handlers=[
-            EpciController,
-            TenantController,
-            OnboardingController,
-            OffboardingController,
-            TenantImportController,
-            IsolationReportController,
-            AuditController,
-            GrantController,
-        ],
+        route_handlers=ROUTE_HANDLERS,
         title="Socle tenancy",
         description=(
             "The tenant registry (EPCI and member communes), onboarding, data-sharing grants, "

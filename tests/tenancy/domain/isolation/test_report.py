@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from socle_devstack.stack import REPO_ROOT, SERVICES
 from socle_tenancy.domain.isolation import signing
 from socle_tenancy.domain.isolation.html import render
-from socle_tenancy.domain.isolation.routes import ROUTES
+from socle_tenancy.domain.isolation.routes import routes
 from socle_tenancy.domain.isolation.services import REGISTRY_SQL, ReportConfig, dsn, run_report
 from tests.isolation.servers import bearer, onboard_demo, served_services
 from tests.tenancy.conftest import DEMO, DEMO_SIREN
@@ -194,7 +194,7 @@ async def test_the_api_probes_ran_on_every_tenant_scoped_route_for_every_pair(re
     for probe in api["probes"]:
         by_route.setdefault(f"{probe['service']} {probe['method']} {probe['path']}", []).append(probe)
     resource_routes = [
-        r for r in ROUTES if r.scope == "tenant-resource" and r.service in ("tenancy", "identity", "billing")
+        r for r in routes() if r.scope == "tenant-resource" and r.service in ("tenancy", "identity", "billing")
     ]
     for rule in resource_routes:
         probes = by_route[f"{rule.service} {rule.method} {rule.path}"]

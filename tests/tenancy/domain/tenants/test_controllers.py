@@ -208,7 +208,7 @@ async def test_a_commune_cannot_tell_which_communes_are_onboarded(
             assert body.pop("instance") == path
             answers[path] = body
     assert len({tuple(sorted(b.items())) for b in answers.values()}) == 1, answers
-    assert next(iter(answers.values()))["detail"] == "no such tenant"
+    assert next(iter(answers.values()))["detail"] == "aucun tenant de ce nom"
     assert (await tenancy.get("/v1/tenants/30098", headers=admin)).status_code == 200  # its own, by INSEE code
 
     # Another EPCI's admin: the same refusal whether the tenant exists or not.

@@ -29,6 +29,7 @@ from socle_console.domain.auth.services import (
     start_login,
     take_login,
 )
+from socle_core import access
 from socle_core.auth import principal_from_claims
 from socle_core.db import tenant_session
 from socle_core.errors import Problem
@@ -85,7 +86,7 @@ class AuthController(Controller):
     path = "/auth"
     include_in_schema = False
 
-    @get("/login")
+    @get("/login", access=access.public("starts the login"))
     async def login(
         self,
         state: State,
@@ -100,7 +101,11 @@ class AuthController(Controller):
         scope = organization_scope(organization) if organization else ALL_ORGANIZATIONS
         return await redirect_to_provider(db_session, state.settings, oidc, scope=scope, next_path=safe_next(next_path))
 
-    @get("/callback", opt={IGNORED_QUERY_PARAMS: KEYCLOAK_CALLBACK_EXTRAS})
+    @get(
+        "/callback",
+        opt={IGNORED_QUERY_PARAMS: KEYCLOAK_CALLBACK_EXTRAS},
+        access=access.public("OIDC callback"),
+    )
     async def callback(
         self,
         request: Request[Any, Any, Any],
@@ -170,7 +175,7 @@ class AuthController(Controller):
         response.set_cookie(expired_cookie(settings, login_cookie_name(settings), "/auth/callback"))
         return response
 
-    @post("/logout")
+    @post("/logout", access=access.console_session("ends the caller's own session"))
     async def logout(
         self,
         request: Request[Any, Any, Any],
@@ -192,7 +197,7 @@ class AuthController(Controller):
         response.set_cookie(expired_cookie(settings, settings.cookie_name, "/"))
         return response
 
-    @post("/backchannel-logout", status_code=200)
+    @post("/backchannel-logout", status_code=200, access=access.public("Keycloak's signed logout token"))
     async def backchannel_logout(
         self,
         db_session: NamedDependency[AsyncSession],

@@ -21,6 +21,7 @@ from socle_console.deps import AgentSession, LoginRequired, provide_agent, redir
 from socle_console.domain.auth.controllers import organization_scope, redirect_to_provider
 from socle_console.domain.auth.oidc import OidcClient
 from socle_console.domain.auth.schemas import CommuneChoiceForm
+from socle_core import access
 from socle_core.errors import NotFound
 
 PRIVATE_PAGE_HEADERS = [
@@ -52,13 +53,13 @@ class AgentController(Controller):
     exception_handlers = {LoginRequired: redirect_to_login}
     response_headers = PRIVATE_PAGE_HEADERS
 
-    @get("/account")
+    @get("/account", access=access.console_session("the agent's own account"))
     async def account(self, agent: NamedDependency[AgentSession]) -> Template:
         return Template(
             "account.html", context={"agent": agent.agent, "csrf": agent.csrf, "memberships": agent.memberships}
         )
 
-    @get("/communes/{alias:str}")
+    @get("/communes/{alias:str}", access=access.console_session("404 for another alias"))
     async def commune(self, alias: FromPath[str], agent: NamedDependency[AgentSession], state: State) -> Template:
         """The commune's home page; the services are called with the agent's own token."""
         if agent.agent.organization != alias:
@@ -68,13 +69,13 @@ class AgentController(Controller):
             "commune.html", context={"agent": agent.agent, "csrf": agent.csrf, "alias": alias, "identity": identity}
         )
 
-    @get("/choose-commune")
+    @get("/choose-commune", access=access.console_session("the agent's own communes"))
     async def choose(self, agent: NamedDependency[AgentSession]) -> Template:
         return Template(
             "choose.html", context={"agent": agent.agent, "csrf": agent.csrf, "memberships": agent.memberships}
         )
 
-    @post("/choose-commune")
+    @post("/choose-commune", access=access.console_session("the agent's own communes"))
     async def chosen(
         self,
         request: Request[Any, Any, Any],

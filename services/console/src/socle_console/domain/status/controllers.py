@@ -15,6 +15,7 @@ from litestar.response import Template
 
 from socle_console.deps import provide_optional_session
 from socle_console.domain.auth.services import LiveSession
+from socle_core import access
 
 
 async def _ready(client: httpx.AsyncClient, url: str) -> str:
@@ -29,7 +30,11 @@ class StatusController(Controller):
     path = "/"
     include_in_schema = False
 
-    @get("/", dependencies={"web_session": Provide(provide_optional_session)})
+    @get(
+        "/",
+        dependencies={"web_session": Provide(provide_optional_session)},
+        access=access.public("landing page, no data"),
+    )
     async def index(self, state: State, web_session: NamedDependency[LiveSession | None]) -> Template:
         urls: dict[str, str] = state.settings.service_urls
         statuses = await asyncio.gather(*(_ready(state.http, url) for url in urls.values()))

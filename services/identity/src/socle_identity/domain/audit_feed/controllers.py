@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.datastructures import State
 
-from socle_core.auth import Principal
 from socle_identity.config import IdentitySettings
 from socle_identity.domain.audit_feed.schemas import AuditFeedReport
 from socle_identity.domain.audit_feed.services import AuditFeed
 from socle_identity.domain.service_accounts.services import keycloak_problems
-from socle_identity.jobs import job_lifespan, job_of, require_platform_caller
+from socle_identity.jobs import job_lifespan, job_of, platform_caller
 
 
 class AuditFeedController(Controller):
     path = "/v1/audit-feed"
     tags = ["audit"]
 
-    @post("/sync", status_code=200, summary="Import Keycloak's login, token and admin events into the audit log")
-    async def sync(self, request: Request[Principal, Any, Any], state: State) -> AuditFeedReport:
-        require_platform_caller(request.user, state.settings)
+    @post(
+        "/sync",
+        status_code=200,
+        summary="Import Keycloak's login, token and admin events into the audit log",
+        access=platform_caller("operator or the platform client"),
+    )
+    async def sync(self, state: State) -> AuditFeedReport:
         feed: AuditFeed = job_of(state, "audit_feed", "read Keycloak's events")
         with keycloak_problems():
             return await feed.run()

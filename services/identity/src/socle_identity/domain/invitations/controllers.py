@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.datastructures import State
 
-from socle_core.auth import Principal
 from socle_identity.config import IdentitySettings
 from socle_identity.domain.invitations.schemas import InvitationReport
 from socle_identity.domain.invitations.services import InvitationSync
 from socle_identity.domain.service_accounts.services import keycloak_problems
-from socle_identity.jobs import job_lifespan, job_of, require_platform_caller
+from socle_identity.jobs import job_lifespan, job_of, platform_caller
 
 
 class InvitationController(Controller):
     path = "/v1/invitations"
     tags = ["members"]
 
-    @post("/sync", status_code=200, summary="Give accepted invitations their membership and role, expire the others")
-    async def sync(self, request: Request[Principal, Any, Any], state: State) -> InvitationReport:
-        require_platform_caller(request.user, state.settings)
+    @post(
+        "/sync",
+        status_code=200,
+        summary="Give accepted invitations their membership and role, expire the others",
+        access=platform_caller("operator or the platform client"),
+    )
+    async def sync(self, state: State) -> InvitationReport:
         job: InvitationSync = job_of(state, "invitations", "manage Keycloak")
         with keycloak_problems():
             return await job.run()

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, get
 
+from socle_core import access
 from socle_core.auth import Principal
 from socle_identity.domain.me.schemas import WhoAmI
 
@@ -14,7 +15,7 @@ class MeController(Controller):
     path = "/v1/me"
     tags = ["identity"]
 
-    @get("/")
+    @get("/", access=access.tenant_own(why="the caller's own identity"))
     async def who_am_i(self, request: Request[Principal, Any, Any]) -> WhoAmI:
         principal = request.user
         return WhoAmI(

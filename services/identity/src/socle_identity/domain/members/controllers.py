@@ -11,9 +11,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socle_core import access
 from socle_core.auth import Principal
-from socle_core.errors import Forbidden
 from socle_core.inputs import MAX_INT32
+from socle_core.roles import Role
 from socle_identity.deps import TenantAdmin, provide_tenant_admin
 from socle_identity.domain.members.schemas import (
     Invitation,
@@ -26,18 +27,8 @@ from socle_identity.domain.members.schemas import (
 from socle_identity.domain.members.services import MemberService
 from socle_identity.keycloak import KeycloakAdminClient
 
-#: Roles that may see their own tenant's members (changes stay with commune admins).
-MEMBER_READER_ROLES = ("commune-admin", "epci-admin")
-
-
-def provide_member_reader(request: Request[Principal, Any, Any]) -> TenantAdmin:
-    """Reading the member list: an admin of the token's one tenant."""
-    principal = request.user
-    tenant = principal.require_tenant()
-    principal.require_role(*MEMBER_READER_ROLES)
-    if principal.organization is None:
-        raise Forbidden("this token names a tenant without its organization")
-    return TenantAdmin(tenant, principal.organization, principal.subject)
+#: Who sees their own tenant's members and invitations; changes stay with commune admins.
+MEMBER_READERS = access.tenant_own(Role.COMMUNE_ADMIN, Role.EPCI_ADMIN, why="")
 
 
 def provide_members(
@@ -50,10 +41,10 @@ def provide_members(
 
 def provide_member_listing(
     db_session: NamedDependency[AsyncSession],
-    member_reader: NamedDependency[TenantAdmin],
+    tenant_admin: NamedDependency[TenantAdmin],
     keycloak: NamedDependency[KeycloakAdminClient],
 ) -> MemberService:
-    return MemberService(db_session, member_reader, keycloak)
+    return MemberService(db_session, tenant_admin, keycloak)
 
 
 async def provide_member(user_id: FromPath[UUID], members: NamedDependency[MemberService]) -> Member:
@@ -66,13 +57,16 @@ class MemberController(Controller):
     tags = ["members"]
     dependencies = {
         "tenant_admin": Provide(provide_tenant_admin, sync_to_thread=False),
-        "member_reader": Provide(provide_member_reader, sync_to_thread=False),
         "members": Provide(provide_members, sync_to_thread=False),
         "member_listing": Provide(provide_member_listing, sync_to_thread=False),
         "member": Provide(provide_member),
     }
 
-    @get("/", summary="The commune's members and their commune roles, a page at a time")
+    @get(
+        "/",
+        summary="The commune's members and their commune roles, a page at a time",
+        access=MEMBER_READERS.because("members of the caller's own organization"),
+    )
     async def list_members(
         self,
         request: Request[Principal, Any, Any],
@@ -94,11 +88,16 @@ class MemberController(Controller):
         description="The answer is the same whoever the address belongs to (202 and a pending invitation): an "
         "existing account is never made a member without its owner's acceptance, and another commune's or the "
         "platform's accounts are never touched.",
+        access=access.tenant_own(Role.COMMUNE_ADMIN, why="invited into the caller's organization"),
     )
     async def invite(self, data: JSONBody[Invitation], members: NamedDependency[MemberService]) -> InvitationView:
         return await members.invite(data)
 
-    @get("/invitations", summary="The commune's invitations and where they stand, newest first, a page at a time")
+    @get(
+        "/invitations",
+        summary="The commune's invitations and where they stand, newest first, a page at a time",
+        access=MEMBER_READERS.because("invitations of the caller's own organization"),
+    )
     async def list_invitations(
         self,
         request: Request[Principal, Any, Any],
@@ -113,7 +112,13 @@ class MemberController(Controller):
             next_link = f"{request.url.path}?{urlencode({'first': following, 'max': max_})}"
         return InvitationPage(items=items, first=first, max=max_, total=total, next=next_link)
 
-    @put("/{user_id:uuid}/role", summary="Give a member the other commune role")
+    @put(
+        "/{user_id:uuid}/role",
+        summary="Give a member the other commune role",
+        access=access.tenant_resource(
+            Role.COMMUNE_ADMIN, target="member", body={"role": "commune-agent"}, why="another's member"
+        ),
+    )
     async def change_role(
         self,
         user_id: FromPath[UUID],
@@ -123,7 +128,11 @@ class MemberController(Controller):
     ) -> Member:
         return await members.change_role(member, data.role)
 
-    @delete("/{user_id:uuid}", summary="Remove a member from the commune")
+    @delete(
+        "/{user_id:uuid}",
+        summary="Remove a member from the commune",
+        access=access.tenant_resource(Role.COMMUNE_ADMIN, target="member", why="another's member"),
+    )
     async def remove(
         self, user_id: FromPath[UUID], member: NamedDependency[Member], members: NamedDependency[MemberService]
     ) -> None:

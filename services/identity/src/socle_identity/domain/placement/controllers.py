@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.datastructures import State
 
-from socle_core.auth import Principal
 from socle_identity.config import IdentitySettings
 from socle_identity.domain.placement.schemas import PlacementReport
 from socle_identity.domain.placement.services import PlacementSync
 from socle_identity.domain.service_accounts.services import keycloak_problems
-from socle_identity.jobs import job_lifespan, job_of, require_platform_caller
+from socle_identity.jobs import job_lifespan, job_of, platform_caller
 
 
 class PlacementController(Controller):
     path = "/v1/placements"
     tags = ["identity"]
 
-    @post("/sync", status_code=200, summary="Place agents brokered from ProConnect in their commune, by SIRET")
-    async def sync(self, request: Request[Principal, Any, Any], state: State) -> PlacementReport:
-        require_platform_caller(request.user, state.settings)
+    @post(
+        "/sync",
+        status_code=200,
+        summary="Place agents brokered from ProConnect in their commune, by SIRET",
+        access=platform_caller("operator or the platform client"),
+    )
+    async def sync(self, state: State) -> PlacementReport:
         placement: PlacementSync = job_of(state, "placement", "manage Keycloak")
         with keycloak_problems():
             return await placement.run()

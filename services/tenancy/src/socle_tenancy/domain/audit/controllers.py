@@ -22,12 +22,15 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from socle_core import access
 from socle_core.audit import PLATFORM_TENANT, record, record_detached, record_refusal
 from socle_core.auth import Principal, system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import InvalidInput, NotFound, ServiceUnavailable
+from socle_core.roles import Role
 from socle_core.tenant import TenantId
 from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.access import AUDITORS
 from socle_tenancy.domain.audit import heads, services, signing
 from socle_tenancy.domain.audit.chain import Anchor
 from socle_tenancy.domain.audit.schemas import (
@@ -39,9 +42,12 @@ from socle_tenancy.domain.audit.schemas import (
     export_line,
 )
 
-AUDITOR = "auditor"
-TENANT_READERS = ("epci-admin", "commune-admin")
-VERIFIERS = (AUDITOR, "operator")
+AUDITOR = Role.AUDITOR
+TENANT_READERS = (Role.EPCI_ADMIN, Role.COMMUNE_ADMIN)
+#: An auditor reads any chain (naming it); an admin reads only its own tenant's (404 for another).
+CHAIN_READERS = access.tenant_resource(
+    *TENANT_READERS, roles=[AUDITOR], target="tenant", query="tenant", why="another's chain"
+)
 ACTION_FILTER = r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$"
 
 
@@ -52,8 +58,7 @@ async def _chain_for(principal: Principal, tenant: uuid.UUID | None, engine: Asy
             detail = f"an auditor names the chain to read: ?tenant=<uuid> (the platform's own is {PLATFORM_TENANT})"
             raise InvalidInput(detail, errors=[{"location": "query", "field": "query.tenant", "detail": detail}])
         return system_tenant(tenant, reason="auditor reads the audit log"), True
-    principal.require_role(*TENANT_READERS)
-    own = principal.require_tenant()
+    own = principal.require_tenant()  # the route admitted only admins whose token names their tenant
     if tenant is not None and tenant != own.uuid:
         await record_refusal(
             engine,
@@ -116,7 +121,7 @@ class AuditController(Controller):
     path = "/v1/audit"
     tags = ["audit"]
 
-    @get("/entries")
+    @get("/entries", access=CHAIN_READERS)
     async def list_entries(
         self,
         request: Request[Principal, Any, Any],
@@ -151,7 +156,7 @@ class AuditController(Controller):
                 )
         return AuditPage(items=[AuditEntryOut.of(r) for r in rows], next_cursor=next_cursor)
 
-    @get("/export", media_type="application/x-ndjson")
+    @get("/export", media_type="application/x-ndjson", access=CHAIN_READERS)
     async def export(
         self,
         request: Request[Principal, Any, Any],
@@ -185,12 +190,11 @@ class AuditController(Controller):
             headers={"Content-Disposition": f'attachment; filename="audit-{chain.uuid}.jsonl"'},
         )
 
-    @post("/verify", status_code=HTTP_200_OK)
+    @post("/verify", status_code=HTTP_200_OK, access=access.platform(*AUDITORS, why="auditor and operator"))
     async def verify(
         self, request: Request[Principal, Any, Any], state: State, data: JSONBody[VerifyIn | None] = None
     ) -> VerdictOut:
         """Recompute every chain (or one) from its stored fields; the verdict lists each finding."""
-        request.user.require_role(*VERIFIERS)
         tenant = data.tenant if data is not None else None
         anchors = _anchors(state, data.against, tenant) if data is not None and data.against else []
         verdict = await services.verify(_maker(state), [tenant] if tenant else None, anchors)
@@ -211,10 +215,9 @@ class AuditController(Controller):
         )
         return VerdictOut.of(verdict)
 
-    @get("/heads")
+    @get("/heads", access=access.platform(*AUDITORS, why="auditor and operator: every chain's signed head"))
     async def signed_heads(self, request: Request[Principal, Any, Any], state: State) -> SignedHeadsOut:
         """Every chain's head, signed now: keep it outside the platform, then verify against it later."""
-        request.user.require_role(*VERIFIERS)
         signer = _signer(state)
         signed_at = dt.datetime.now(dt.UTC)
         records = heads.sign_heads(signer, await heads.read_heads(_maker(state)), signed_at)

@@ -47,7 +47,7 @@ _COLUMNS = (
 
 def actor_of(principal: Principal) -> str:
     """Who acted, as the audit log names them: the token's subject (a Keycloak user or service account)."""
-    return principal.subject or principal.client_id or "unknown"
+    return principal.actor
 
 
 @dataclass(frozen=True)

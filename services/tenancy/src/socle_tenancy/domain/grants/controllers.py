@@ -17,23 +17,21 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socle_core import access
 from socle_core.audit import record_detached
 from socle_core.auth import Principal
 from socle_core.errors import NotFound
 from socle_core.inputs import MAX_INT32
+from socle_core.roles import Role
 from socle_core.tenant import TenantId
 from socle_tenancy.db.models import Dataset
 from socle_tenancy.domain.audit.services import actor_of
 from socle_tenancy.domain.grants import services
 from socle_tenancy.domain.grants.schemas import GrantIn, GrantOut, GrantPage, GrantStatus, RevokeIn, Side
 
-GRANTORS = ("epci-admin", "commune-admin")
-READERS = (*GRANTORS, "commune-agent")
-
-
-def _tenant(principal: Principal, roles: tuple[str, ...]) -> TenantId:
-    principal.require_role(*roles)
-    return principal.require_tenant()
+GRANTORS = (Role.EPCI_ADMIN, Role.COMMUNE_ADMIN)
+READERS = (*GRANTORS, Role.COMMUNE_AGENT)
+_GRANT_VIEW = "/v1/grants/{grant_id:uuid}"
 
 
 async def _refused(state: State, principal: Principal, tenant: TenantId, action: str, grant_id: uuid.UUID) -> None:
@@ -51,19 +49,22 @@ class GrantController(Controller):
     path = "/v1/grants"
     tags = ["grants"]
 
-    @post("/")
+    @post("/", access=access.tenant_own(*GRANTORS, why="the caller's tenant grants"))
     async def create(
-        self, data: JSONBody[GrantIn], request: Request[Principal, Any, Any], db_session: NamedDependency[AsyncSession]
+        self,
+        data: JSONBody[GrantIn],
+        request: Request[Principal, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        caller_tenant: NamedDependency[TenantId],
     ) -> Response[GrantOut]:
         """Share the caller's tenant's devices or readings (all, or one device's) with another tenant."""
-        tenant = _tenant(request.user, GRANTORS)
-        grant = await services.create_grant(db_session, tenant, actor_of(request.user), data)
+        grant = await services.create_grant(db_session, caller_tenant, actor_of(request.user), data)
         return Response(GrantOut.of(grant), status_code=HTTP_201_CREATED)
 
-    @get("/")
+    @get("/", access=access.tenant_own(*READERS, why="grants the caller's tenant gave or received"))
     async def list_grants(
         self,
-        request: Request[Principal, Any, Any],
+        caller_tenant: NamedDependency[TenantId],
         db_session: NamedDependency[AsyncSession],
         side: FromQuery[Side | None] = None,
         status: FromQuery[GrantStatus | None] = None,
@@ -72,38 +73,49 @@ class GrantController(Controller):
         offset: Annotated[int, Parameter(ge=0, le=MAX_INT32)] = 0,
     ) -> GrantPage:
         """Grants the caller's tenant gave or received, newest first; offset pagination."""
-        tenant = _tenant(request.user, READERS)
         items, total = await services.list_grants(
-            db_session, tenant, side=side, status=status, dataset=dataset, limit=limit, offset=offset
+            db_session, caller_tenant, side=side, status=status, dataset=dataset, limit=limit, offset=offset
         )
         return GrantPage(items=[GrantOut.of(g) for g in items], total=total, limit=limit, offset=offset)
 
-    @get("/{grant_id:uuid}")
+    @get("/{grant_id:uuid}", access=access.tenant_resource(*READERS, target="grant", why="a grant between others"))
     async def get_grant(
         self,
         grant_id: FromPath[uuid.UUID],
         request: Request[Principal, Any, Any],
         db_session: NamedDependency[AsyncSession],
         state: State,
+        caller_tenant: NamedDependency[TenantId],
     ) -> GrantOut:
-        tenant = _tenant(request.user, READERS)
+        tenant = caller_tenant
         try:
             return GrantOut.of(await services.get_grant(db_session, tenant, grant_id))
         except NotFound:
             await _refused(state, request.user, tenant, "grants.read", grant_id)
             raise
 
-    @post("/{grant_id:uuid}/revoke", status_code=HTTP_200_OK)
+    @post(
+        "/{grant_id:uuid}/revoke",
+        status_code=HTTP_200_OK,
+        access=access.tenant_resource(
+            *GRANTORS,
+            target="grant",
+            body={"reason": "sonde du rapport d'isolation"},
+            why="revoke another's grant",
+            view=_GRANT_VIEW,
+        ),
+    )
     async def revoke(
         self,
         grant_id: FromPath[uuid.UUID],
         request: Request[Principal, Any, Any],
         db_session: NamedDependency[AsyncSession],
         state: State,
+        caller_tenant: NamedDependency[TenantId],
         data: JSONBody[RevokeIn | None] = None,
     ) -> GrantOut:
         """End a grant now; revoking a revoked grant answers the same grant and changes nothing."""
-        tenant = _tenant(request.user, GRANTORS)
+        tenant = caller_tenant
         try:
             grant = await services.revoke_grant(
                 db_session, tenant, actor_of(request.user), grant_id, data.reason if data else None

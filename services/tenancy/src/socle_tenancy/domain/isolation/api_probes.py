@@ -17,7 +17,7 @@ client such as ``account``), that the refusal of a missing resource carries, or 
 request itself holds names nobody and is not compared. Each leak is reported with the value,
 where B's view holds it and where the answer holds it. A route that could not be probed is a
 gap of the report, with its reason. Each service's OpenAPI document is read as well: a route
-absent from ``routes.ROUTES`` is a violation, nobody checked it yet.
+absent from the services' declared routes (``routes.routes()``) is a violation, nobody checked it yet.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import httpx
 from pydantic import SecretStr
 
 from socle_tenancy.domain.isolation.probes import ProbeTenant, finding
-from socle_tenancy.domain.isolation.routes import PUBLIC_PREFIXES, ROUTES, RouteRule
+from socle_tenancy.domain.isolation.routes import PUBLIC_PREFIXES, RouteRule, routes
 
 PROBE_ROLE = "commune-admin"
 #: Names of everything the report creates, so an operator recognises what a crashed run left.
@@ -342,10 +342,10 @@ def _plain(path: str) -> str:
 
 
 async def unclassified_routes(http: httpx.AsyncClient, service: str, base_url: str) -> list[str]:
-    """Routes of a running service's OpenAPI document that ``routes.ROUTES`` does not classify."""
+    """Routes of a running service's OpenAPI document that its declared routes do not classify."""
     response = await http.get(f"{base_url.rstrip('/')}/schema/openapi.json")
     response.raise_for_status()
-    known = {(r.method, _plain(r.path)) for r in ROUTES if r.service == service}
+    known = {(r.method, _plain(r.path)) for r in routes() if r.service == service}
     missing = []
     for path, operations in response.json().get("paths", {}).items():
         for method in operations:
@@ -645,7 +645,7 @@ def coverage(
 ) -> list[dict[str, Any]]:
     """How each tenant-scoped route was checked; ``gap`` when it was not, with the reason."""
     rows = []
-    for rule in ROUTES:
+    for rule in routes():
         if rule.scope not in ("tenant-resource", "tenant-own", "console-session"):
             continue
         row: dict[str, Any] = {"route": _route(rule), "scope": rule.scope}
@@ -723,7 +723,7 @@ async def _probe_all(
             tokens = {t.id: await identities.token_for(t) for t in tenants}
             resources = ProbeResources(http, identities, service_urls, tenants, tokens)
             run = _Run(http, service_urls, tenants, tokens, resources)
-            served = [r for r in ROUTES if r.service in service_urls]
+            served = [r for r in routes() if r.service in service_urls]
             resource_rules = [r for r in served if r.scope == "tenant-resource"]
             # First every owner's view, so that each probe knows what the prober's own views hold.
             for rule in resource_rules:

@@ -10,27 +10,26 @@ from litestar.datastructures import State
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 
+from socle_core import access
 from socle_core.audit import record_detached
 from socle_core.auth import Principal
 from socle_core.docs import OTHER_MEDIA_TYPES
 from socle_core.errors import ServiceUnavailable
 from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.access import AUDITORS
 from socle_tenancy.domain.isolation import signing
 from socle_tenancy.domain.isolation.html import render
 from socle_tenancy.domain.isolation.schemas import ReportRequest
 from socle_tenancy.domain.isolation.services import ReportConfig, run_report
-
-REPORT_ROLES = ("auditor", "operator")
 
 
 class IsolationReportController(Controller):
     path = "/v1/isolation"
     tags = ["isolation"]
 
-    @get("/public-key")
+    @get("/public-key", access=access.platform(*AUDITORS, why="auditor and operator"))
     async def public_key(self, request: Request[Principal, Any, Any], state: State) -> dict[str, str]:
         """The Ed25519 public key (PEM) and key id that verify the reports this platform signs."""
-        request.user.require_role(*REPORT_ROLES)
         settings: TenancySettings = state.settings
         try:
             key = signing.check_key(settings.report_signing_key, settings.environment.value)
@@ -38,12 +37,16 @@ class IsolationReportController(Controller):
             raise ServiceUnavailable(str(exc)) from exc
         return signing.published(key)
 
-    @post("/reports", status_code=HTTP_201_CREATED, opt={OTHER_MEDIA_TYPES: {HTTP_201_CREATED: ("text/html",)}})
+    @post(
+        "/reports",
+        status_code=HTTP_201_CREATED,
+        opt={OTHER_MEDIA_TYPES: {HTTP_201_CREATED: ("text/html",)}},
+        access=access.platform(*AUDITORS, why="auditor and operator"),
+    )
     async def create_report(
         self, request: Request[Principal, Any, Any], state: State, data: JSONBody[ReportRequest | None] = None
     ) -> Response[Any]:
         """Run every check now and answer the signed report (JSON) or its printable page (HTML)."""
-        request.user.require_role(*REPORT_ROLES)
         options = data or ReportRequest()
         settings: TenancySettings = state.settings
         try:

@@ -1,39 +1,38 @@
 """Every HTTP route of every service, classified by how it may touch tenant data.
 
-The isolation report probes the ``tenant-resource`` routes through the running services,
-and ``tests/isolation/test_cross_tenant_matrix.py`` introspects every service app and fails
-on any route missing here: a new endpoint cannot ship without a cross-tenant check.
+Each service declares its routes' rules itself, on the routes (``socle_core.access``), and
+lists its route handlers under the entry point group ``socle.routes`` of its package
+(``<service> = "socle_<service>.app:ROUTE_HANDLERS"``): this module only reads them, so a new
+service's endpoints are covered without editing tenancy. The isolation report probes the
+``tenant-resource`` routes through the running services, and ``tests/isolation`` introspects
+every service app: a route without a declared rule does not even build.
 
-Scopes:
-
-- ``tenant-resource``: names one tenant's resource in its path; another tenant's token gets 404.
-- ``tenant-own``: acts only on the caller's own tenant (lists, creation, who-am-I).
-- ``platform``: operator / auditor / EPCI-admin work; a commune's token is refused (403 or
-  404) before any tenant data is read.
-- ``public``: health, metrics, the OpenAPI document, the console's landing page.
-- ``console-session``: console pages behind a browser session cookie, not a bearer token;
-  they call the services with the agent's own token, so the services' checks apply.
+Scopes (``socle_core.access.Scope``): ``tenant-resource``, ``tenant-own``, ``platform``,
+``public``, ``console-session``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
 
-Scope = Literal["tenant-resource", "tenant-own", "platform", "public", "console-session"]
+from litestar import Router
+
+from socle_core.access import Access, Scope, Target, access_of
+
+__all__ = ["PUBLIC_PREFIXES", "RouteRule", "Scope", "Target", "routes", "rule_for"]
 
 #: Routes every service has (socle_core.app), matched by prefix.
 PUBLIC_PREFIXES = ("/health/", "/metrics", "/schema")
+#: The entry point group under which each service lists its route handlers.
+ENTRY_POINTS = "socle.routes"
 
 _PARAM = re.compile(r"\{(\w+)(?::\w+)?\}")
-
-
-#: What a ``tenant-resource`` route names, so the report can give it a resource of the target tenant:
-#: ``tenant`` (the tenant's own id), or a throw-away resource the report creates as that tenant and
-#: removes at the end (``service-account``, ``grant``: a grant to a third tenant that shares no row,
-#: ``member``: a disabled user without credentials, added to the tenant's organization).
-Target = Literal["tenant", "service-account", "grant", "member"]
+_IMPLICIT = frozenset({"HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,12 @@ class RouteRule:
     #: the route itself for a GET. None for a resource no route shows (a member).
     view: str | None = None
 
+    @classmethod
+    def of(cls, service: str, method: str, path: str, access: Access) -> RouteRule:
+        return cls(
+            service, method, path, access.scope, access.target, access.body, access.why, access.query, access.view
+        )
+
     def url(self, value: str) -> str:
         if self.query:
             return f"{self.path}?{self.query}={value}"
@@ -63,125 +68,26 @@ class RouteRule:
         return self.url(value) if self.method == "GET" and self.target != "member" else None
 
 
-def _tenant(method: str, path: str, why: str, body: dict[str, Any] | None = None) -> RouteRule:
-    return RouteRule("tenancy", method, path, "tenant-resource", "tenant", body, why)
+def rules_of(service: str, handlers: Iterable[Any]) -> list[RouteRule]:
+    """The rules a service's route handlers declare (a handler without one is a ``TypeError``)."""
+    rules = []
+    for route in Router(path="/", route_handlers=list(handlers)).routes:
+        for handler in getattr(route, "route_handlers", []):
+            methods = sorted(set(handler.http_methods) - _IMPLICIT)
+            declared = access_of(handler)
+            if methods and declared is None:
+                raise TypeError(f"{service} {methods} {route.path}: no declared access (socle_core.access)")
+            rules.extend(RouteRule.of(service, m, route.path.rstrip("/") or "/", declared) for m in methods if declared)
+    return rules
 
 
-_ACCOUNT_VIEW = "/v1/service-accounts/{account_id:uuid}"
-_GRANT_VIEW = "/v1/grants/{grant_id:uuid}"
-
-ROUTES: tuple[RouteRule, ...] = (
-    # tenancy
-    RouteRule("tenancy", "POST", "/v1/epcis", "platform", why="register the deployment's EPCI"),
-    RouteRule("tenancy", "GET", "/v1/epcis/{siren:str}/candidates", "platform", why="EPCI admin"),
-    RouteRule("tenancy", "POST", "/v1/epcis/{siren:str}/onboarding", "platform", why="EPCI admin"),
-    RouteRule("tenancy", "GET", "/v1/tenants", "platform", why="registry metadata, platform roles"),
-    _tenant("GET", "/v1/tenants/{ref:str}", "a tenant reads only its own registry entry"),
-    _tenant("GET", "/v1/tenants/{ref:str}/quotas", "a tenant reads only its own quotas"),
-    RouteRule("tenancy", "PATCH", "/v1/tenants/{ref:str}", "platform", why="EPCI admin renames a tenant"),
-    RouteRule("tenancy", "PATCH", "/v1/tenants/{ref:str}/quotas", "platform", why="EPCI admin sets quotas"),
-    RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/onboarding", "platform", why="EPCI admin"),
-    RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/suspend", "platform", why="EPCI admin"),
-    RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/reactivate", "platform", why="EPCI admin"),
-    RouteRule("tenancy", "POST", "/v1/isolation/reports", "platform", why="auditor and operator"),
-    RouteRule("tenancy", "GET", "/v1/isolation/public-key", "platform", why="auditor and operator"),
-    RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/offboarding", "platform", why="EPCI admin"),
-    RouteRule("tenancy", "GET", "/v1/tenants/{ref:str}/offboarding/identity", "platform", why="EPCI admin"),
-    RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/offboarding/completion", "platform", why="EPCI admin"),
-    RouteRule("tenancy", "POST", "/v1/tenants/imports", "platform", why="EPCI admin: a commune back from its bundle"),
-    RouteRule("tenancy", "POST", "/v1/tenants/{ref:str}/import/completion", "platform", why="EPCI admin"),
-    RouteRule(
-        "tenancy", "GET", "/v1/audit/entries", "tenant-resource", "tenant", why="another's chain", query="tenant"
-    ),
-    RouteRule("tenancy", "GET", "/v1/audit/export", "tenant-resource", "tenant", why="another's chain", query="tenant"),
-    RouteRule("tenancy", "POST", "/v1/audit/verify", "platform", why="auditor and operator"),
-    RouteRule("tenancy", "GET", "/v1/audit/heads", "platform", why="auditor and operator: every chain's signed head"),
-    RouteRule("tenancy", "GET", "/v1/grants", "tenant-own", why="grants the caller's tenant gave or received"),
-    RouteRule("tenancy", "POST", "/v1/grants", "tenant-own", why="the caller's tenant grants"),
-    RouteRule("tenancy", "GET", "/v1/grants/{grant_id:uuid}", "tenant-resource", "grant", why="a grant between others"),
-    RouteRule(
-        "tenancy",
-        "POST",
-        "/v1/grants/{grant_id:uuid}/revoke",
-        "tenant-resource",
-        "grant",
-        {"reason": "sonde du rapport d'isolation"},
-        why="revoke another's grant",
-        view=_GRANT_VIEW,
-    ),
-    # identity
-    RouteRule("identity", "GET", "/v1/me", "tenant-own", why="the caller's own identity"),
-    RouteRule("identity", "GET", "/v1/service-accounts", "tenant-own", why="the caller's commune's accounts"),
-    RouteRule("identity", "POST", "/v1/service-accounts", "tenant-own", why="created in the caller's commune"),
-    RouteRule(
-        "identity", "GET", "/v1/service-accounts/{account_id:uuid}", "tenant-resource", "service-account", why="read"
-    ),
-    RouteRule(
-        "identity",
-        "POST",
-        "/v1/service-accounts/{account_id:uuid}/rotate",
-        "tenant-resource",
-        "service-account",
-        why="rotate another commune's secret",
-        view=_ACCOUNT_VIEW,
-    ),
-    RouteRule(
-        "identity",
-        "DELETE",
-        "/v1/service-accounts/{account_id:uuid}",
-        "tenant-resource",
-        "service-account",
-        why="revoke another commune's account",
-        view=_ACCOUNT_VIEW,
-    ),
-    RouteRule("identity", "GET", "/v1/members", "tenant-own", why="members of the caller's own organization"),
-    RouteRule(
-        "identity", "GET", "/v1/members/invitations", "tenant-own", why="invitations of the caller's own organization"
-    ),
-    RouteRule(
-        "identity", "POST", "/v1/members/invitations", "tenant-own", why="invited into the caller's organization"
-    ),
-    # Members live in Keycloak: the report adds a throw-away user to the target's organization.
-    RouteRule(
-        "identity",
-        "PUT",
-        "/v1/members/{user_id:uuid}/role",
-        "tenant-resource",
-        "member",
-        {"role": "commune-agent"},
-        why="another's member",
-    ),
-    RouteRule("identity", "DELETE", "/v1/members/{user_id:uuid}", "tenant-resource", "member", why="another's member"),
-    RouteRule("identity", "POST", "/v1/organizations/{alias:str}/suspension", "platform", why="operator or platform"),
-    RouteRule("identity", "DELETE", "/v1/organizations/{alias:str}/suspension", "platform", why="operator or platform"),
-    RouteRule("identity", "DELETE", "/v1/organizations/{alias:str}", "platform", why="operator or platform client"),
-    RouteRule("identity", "POST", "/v1/placements/sync", "platform", why="operator or the platform client"),
-    RouteRule("identity", "POST", "/v1/audit-feed/sync", "platform", why="operator or the platform client"),
-    RouteRule("identity", "POST", "/v1/invitations/sync", "platform", why="operator or the platform client"),
-    # billing
-    RouteRule(
-        "billing", "PUT", "/v1/metering-accounts/{tenant_id:uuid}", "platform", why="onboarding (platform client)"
-    ),
-    RouteRule(
-        "billing",
-        "GET",
-        "/v1/metering-accounts/{tenant_id:uuid}",
-        "tenant-resource",
-        "tenant",
-        why="a tenant reads only its own metering account",
-    ),
-    RouteRule("billing", "GET", "/v1/metering-accounts", "platform", why="every account: operator and auditor"),
-    # console
-    RouteRule("console", "GET", "/", "public", why="landing page, no data"),
-    RouteRule("console", "GET", "/auth/login", "public", why="starts the login"),
-    RouteRule("console", "GET", "/auth/callback", "public", why="OIDC callback"),
-    RouteRule("console", "POST", "/auth/logout", "console-session", why="ends the caller's own session"),
-    RouteRule("console", "POST", "/auth/backchannel-logout", "public", why="Keycloak's signed logout token"),
-    RouteRule("console", "GET", "/account", "console-session", why="the agent's own account"),
-    RouteRule("console", "GET", "/communes/{alias:str}", "console-session", why="404 for another alias"),
-    RouteRule("console", "GET", "/choose-commune", "console-session", why="the agent's own communes"),
-    RouteRule("console", "POST", "/choose-commune", "console-session", why="the agent's own communes"),
-)
+@cache
+def routes() -> tuple[RouteRule, ...]:
+    """Every installed service's declared routes, by service name then declaration order."""
+    found: list[RouteRule] = []
+    for point in sorted(entry_points(group=ENTRY_POINTS), key=lambda p: p.name):
+        found.extend(rules_of(point.name, point.load()))
+    return tuple(found)
 
 
 def rule_for(service: str, method: str, path: str) -> RouteRule | None:
@@ -189,7 +95,7 @@ def rule_for(service: str, method: str, path: str) -> RouteRule | None:
     if path.startswith(PUBLIC_PREFIXES):
         return RouteRule(service, method, path, "public", why="socle_core's health, metrics and schema")
     normalized = path.rstrip("/") or "/"
-    for rule in ROUTES:
+    for rule in routes():
         if (rule.service, rule.method, rule.path) == (service, method, normalized):
             return rule
     return None

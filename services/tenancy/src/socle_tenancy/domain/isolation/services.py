@@ -262,8 +262,8 @@ def _violations(
             _violation(
                 "api_routes",
                 f"{service} {r}",
-                "route absente de la table des routes (socle_tenancy/domain/isolation/routes.py) : personne n'a "
-                "encore dit comment elle touche aux données des collectivités",
+                "route servie sans règle d'accès déclarée dans ce paquet du service (socle_core.access) : "
+                "personne n'a encore dit comment elle touche aux données des collectivités",
             )
             for r in routes
         ]

@@ -16,7 +16,7 @@ from socle_core.audit import record, record_detached
 from socle_core.auth import Principal, system_tenant
 from socle_core.db import tenant_context
 from socle_tenancy.db.models import Tenant
-from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
+from socle_tenancy.domain.access import epci_admin, require_epci_admin
 from socle_tenancy.domain.offboarding import services
 from socle_tenancy.domain.offboarding.schemas import (
     CompletionIn,
@@ -50,7 +50,7 @@ class OffboardingController(Controller):
     tags = ["offboarding"]
     dependencies = ADMINISTERED
 
-    @post("/", status_code=HTTP_200_OK)
+    @post("/", status_code=HTTP_200_OK, access=epci_admin("EPCI admin"))
     async def start(
         self,
         tenant: NamedDependency[Tenant],
@@ -64,7 +64,7 @@ class OffboardingController(Controller):
         await _audit(db_session, request.user, tenant, "offboarding.started", {"reason": data.reason})
         return TenantOut.of(tenant)
 
-    @get("/identity")
+    @get("/identity", access=epci_admin("EPCI admin"))
     async def identity(
         self,
         tenant: NamedDependency[Tenant],
@@ -79,7 +79,7 @@ class OffboardingController(Controller):
         )
         return exported
 
-    @post("/completion", status_code=HTTP_200_OK)
+    @post("/completion", status_code=HTTP_200_OK, access=epci_admin("EPCI admin"))
     async def complete(
         self,
         tenant: NamedDependency[Tenant],
@@ -111,7 +111,7 @@ class TenantImportController(Controller):
     path = "/v1/tenants"
     tags = ["offboarding"]
 
-    @post("/imports")
+    @post("/imports", access=epci_admin("EPCI admin: a commune back from its bundle"))
     async def start(
         self,
         data: JSONBody[ImportIn],
@@ -120,7 +120,6 @@ class TenantImportController(Controller):
         db_session: NamedDependency[AsyncSession],
     ) -> Response[ImportOut]:
         """The commune's registry row back (``importing``), under this platform's EPCI; 201 when written now."""
-        request.user.require_role(*ADMIN_ROLES)
         epci = await deployment_epci(db_session)
         require_epci_admin(request.user, epci.siren if epci is not None and epci.siren else "")
         tenant, created = await services.start_import(db_session, data)
@@ -139,7 +138,12 @@ class TenantImportController(Controller):
             status_code=HTTP_201_CREATED if created else HTTP_200_OK,
         )
 
-    @post("/{ref:str}/import/completion", status_code=HTTP_200_OK, dependencies=ADMINISTERED)
+    @post(
+        "/{ref:str}/import/completion",
+        status_code=HTTP_200_OK,
+        dependencies=ADMINISTERED,
+        access=epci_admin("EPCI admin"),
+    )
     async def complete(
         self,
         tenant: NamedDependency[Tenant],

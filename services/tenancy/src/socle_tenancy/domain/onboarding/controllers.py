@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from socle_core.auth import Principal
-from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin
+from socle_tenancy.domain.access import epci_admin, require_epci_admin
 from socle_tenancy.domain.onboarding.schemas import OnboardingIn, OnboardingOut, StepOut
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, commune_draft, epci_draft, is_completed
 from socle_tenancy.domain.reference import ReferenceCatalogue
@@ -29,7 +29,7 @@ class OnboardingController(Controller):
 
     tags = ["onboarding"]
 
-    @post("/v1/tenants/{ref:str}/onboarding", status_code=HTTP_200_OK)
+    @post("/v1/tenants/{ref:str}/onboarding", status_code=HTTP_200_OK, access=epci_admin("EPCI admin"))
     async def onboard_commune(
         self,
         ref: FromPath[str],
@@ -39,12 +39,11 @@ class OnboardingController(Controller):
         data: JSONBody[OnboardingIn | None] = None,
     ) -> OnboardingOut:
         """Onboard a member commune by INSEE code, or resume its onboarding where it stopped."""
-        request.user.require_role(*ADMIN_ROLES)
         draft, epci_siren = await commune_draft(workflow.session_maker, catalogue, ref)
         require_epci_admin(request.user, epci_siren)
         return _out(await workflow.run(draft, data or OnboardingIn()))
 
-    @post("/v1/epcis/{siren:str}/onboarding", status_code=HTTP_200_OK)
+    @post("/v1/epcis/{siren:str}/onboarding", status_code=HTTP_200_OK, access=epci_admin("EPCI admin"))
     async def onboard_epci(
         self,
         siren: FromPath[str],

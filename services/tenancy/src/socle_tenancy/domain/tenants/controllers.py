@@ -11,10 +11,12 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socle_core import access
 from socle_core.auth import Principal
 from socle_core.inputs import MAX_INT32
+from socle_core.roles import COMMUNE_ROLES
 from socle_tenancy.db.models import Tenant, TenantKind, TenantStatus
-from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin, require_registry_reader
+from socle_tenancy.domain.access import REGISTRY_READERS, epci_admin, require_epci_admin
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.schemas import OnboardingOut, QuotasIn, StepOut
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, is_completed
@@ -34,13 +36,19 @@ from socle_tenancy.domain.tenants.schemas import (
 
 #: The handlers only the EPCI's administrators may call get the path's tenant as ``tenant``.
 ADMINISTERED = {"tenant": Provide(provide_administered_tenant)}
+#: A tenant's registry entry: platform roles read any, a commune's members only their own (404 otherwise).
+READ_OWN_TENANT = access.tenant_resource(*COMMUNE_ROLES, roles=REGISTRY_READERS, target="tenant", why="")
 
 
 class EpciController(Controller):
     path = "/v1/epcis"
     tags = ["epci"]
 
-    @post("/", responses={HTTP_200_OK: ResponseSpec(EpciOut, description="Already registered: the EPCI as it is")})
+    @post(
+        "/",
+        responses={HTTP_200_OK: ResponseSpec(EpciOut, description="Already registered: the EPCI as it is")},
+        access=epci_admin("register the deployment's EPCI"),
+    )
     async def register(
         self,
         data: JSONBody[EpciIn],
@@ -49,7 +57,6 @@ class EpciController(Controller):
         catalogue: NamedDependency[ReferenceCatalogue],
     ) -> Response[EpciOut]:
         """Register the deployment's EPCI by SIREN; its member communes come back as candidates."""
-        request.user.require_role(*ADMIN_ROLES)
         epci = services.reference_epci(catalogue, data.siren)
         require_epci_admin(request.user, epci.siren)
         tenant, created = await services.register_epci(db_session, catalogue, epci.siren)
@@ -62,7 +69,7 @@ class EpciController(Controller):
         )
         return Response(body, status_code=HTTP_201_CREATED if created else HTTP_200_OK)
 
-    @get("/{siren:str}/candidates")
+    @get("/{siren:str}/candidates", access=epci_admin("EPCI admin"))
     async def list_candidates(
         self,
         siren: FromPath[str],
@@ -80,7 +87,7 @@ class TenantController(Controller):
     path = "/v1/tenants"
     tags = ["tenants"]
 
-    @get("/")
+    @get("/", access=access.platform(*REGISTRY_READERS, why="registry metadata, platform roles"))
     async def list_tenants(
         self,
         request: Request[Principal, Any, Any],
@@ -91,11 +98,10 @@ class TenantController(Controller):
         status: FromQuery[TenantStatus | None] = None,
     ) -> TenantPage:
         """The registry, EPCI first then communes by key; offset pagination."""
-        require_registry_reader(request.user)
         items, total = await services.list_tenants(db_session, limit=limit, offset=offset, kind=kind, status=status)
         return TenantPage(items=[TenantOut.of(t) for t in items], total=total, limit=limit, offset=offset)
 
-    @get("/{ref:str}")
+    @get("/{ref:str}", access=READ_OWN_TENANT.because("a tenant reads only its own registry entry"))
     async def get_tenant(
         self,
         ref: FromPath[str],
@@ -110,7 +116,7 @@ class TenantController(Controller):
             tenant=TenantOut.of(tenant), completed=is_completed(steps), steps=[StepOut.of(s) for s in steps]
         )
 
-    @patch("/{ref:str}", dependencies=ADMINISTERED)
+    @patch("/{ref:str}", dependencies=ADMINISTERED, access=epci_admin("EPCI admin renames a tenant"))
     async def update_tenant(
         self,
         data: JSONBody[TenantPatchIn],
@@ -122,7 +128,7 @@ class TenantController(Controller):
         await services.update_tenant(db_session, keycloak, tenant, name=data.name, email_domains=data.email_domains)
         return TenantOut.of(tenant)
 
-    @get("/{ref:str}/quotas")
+    @get("/{ref:str}/quotas", access=READ_OWN_TENANT.because("a tenant reads only its own quotas"))
     async def get_quotas(
         self,
         ref: FromPath[str],
@@ -135,7 +141,7 @@ class TenantController(Controller):
         quota = await services.tenant_quotas(workflow.session_maker, tenant)
         return QuotasOut.model_validate(quota, from_attributes=True)
 
-    @patch("/{ref:str}/quotas", dependencies=ADMINISTERED)
+    @patch("/{ref:str}/quotas", dependencies=ADMINISTERED, access=epci_admin("EPCI admin sets quotas"))
     async def update_quotas(
         self,
         data: JSONBody[QuotasIn],
@@ -146,7 +152,7 @@ class TenantController(Controller):
         quota = await services.update_quotas(workflow.session_maker, tenant, data.model_dump(exclude_none=True))
         return QuotasOut.model_validate(quota, from_attributes=True)
 
-    @post("/{ref:str}/suspend", status_code=HTTP_200_OK, dependencies=ADMINISTERED)
+    @post("/{ref:str}/suspend", status_code=HTTP_200_OK, dependencies=ADMINISTERED, access=epci_admin("EPCI admin"))
     async def suspend(
         self,
         data: JSONBody[StatusChangeIn],
@@ -158,7 +164,7 @@ class TenantController(Controller):
         await services.suspend_or_reactivate(db_session, keycloak, tenant, TenantStatus.suspended, data.reason)
         return TenantOut.of(tenant)
 
-    @post("/{ref:str}/reactivate", status_code=HTTP_200_OK, dependencies=ADMINISTERED)
+    @post("/{ref:str}/reactivate", status_code=HTTP_200_OK, dependencies=ADMINISTERED, access=epci_admin("EPCI admin"))
     async def reactivate(
         self,
         data: JSONBody[StatusChangeIn],

@@ -17,7 +17,7 @@ from socle_core.auth import Principal, refuse_cross_tenant, system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, NotFound
 from socle_tenancy.db.models import Quota, Tenant, TenantKind, TenantStatus
-from socle_tenancy.domain.access import ADMIN_ROLES, REGISTRY_READER_ROLES, require_epci_admin
+from socle_tenancy.domain.access import REGISTRY_READERS, require_epci_admin
 from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
 from socle_tenancy.domain.reference.codes import is_valid_insee, normalise_insee, siren_problem
@@ -76,9 +76,8 @@ async def administered_tenant(session: AsyncSession, principal: Principal, ref: 
     """The tenant named by ``ref``, if ``principal`` administers the deployment's EPCI.
 
     Who administers is checked before ``ref`` is looked up: the refusal is the same whether
-    the tenant exists or not.
+    the tenant exists or not (the route has admitted only the EPCI's administrators' roles).
     """
-    principal.require_role(*ADMIN_ROLES)
     epci = await deployment_epci(session)
     require_epci_admin(principal, epci.siren if epci and epci.siren else "")
     return await resolve_tenant(session, ref)
@@ -90,11 +89,10 @@ async def readable_tenant(session: AsyncSession, principal: Principal, ref: str,
     A tenant's caller gets one answer, the cross-tenant 404 (reported to the audit log), for
     another tenant and for a tenant that does not exist: ids, keys and INSEE codes cannot be
     probed to learn which communes are onboarded. Platform roles get the 404 that says how to
-    name a tenant.
+    name a tenant. The route has admitted only these two kinds of caller.
     """
-    if principal.has_any_role(*REGISTRY_READER_ROLES):
+    if principal.has_any_role(*REGISTRY_READERS):
         return await resolve_tenant(session, ref)
-    principal.require_tenant()
     tenant = await find_tenant(session, ref)
     if tenant is None or not principal.names_own_tenant(tenant.id):
         refuse_cross_tenant(principal, ref, where="path", path=path)
