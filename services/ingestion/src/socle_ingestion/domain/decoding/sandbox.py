@@ -113,8 +113,13 @@ def _cache() -> OrderedDict[tuple[str, str], _Compiled]:
     return cache
 
 
-def _out_of_memory(context: quickjs.Context, limits: SandboxLimits) -> bool:
-    """QuickJS may fail to allocate even the error object (the exception is then ``null``)."""
+def _out_of_memory(text: str, context: quickjs.Context, limits: SandboxLimits) -> bool:
+    """QuickJS throws ``null`` when it cannot even allocate its out-of-memory error.
+
+    A codec that throws ``null`` itself is reported the same way; no vendor codec does.
+    """
+    if "out of memory" in text or text.strip() == "null":
+        return True
     return int(context.memory().get("malloc_size", 0)) >= limits.memory_bytes * 0.9
 
 
@@ -125,7 +130,7 @@ def _describe(exc: Exception, context: quickjs.Context, limits: SandboxLimits) -
         return "stack_overflow", "la pile d'appels a débordé (récursion trop profonde)"
     if "interrupted" in text:
         return "timeout", f"le décodeur a dépassé sa limite de temps de calcul ({limits.cpu_time_s * 1000:.0f} ms)"
-    if "out of memory" in text or _out_of_memory(context, limits):
+    if _out_of_memory(text, context, limits):
         return "memory", f"le décodeur a dépassé sa limite de mémoire ({limits.memory_bytes // (1024 * 1024)} Mio)"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return "exception", f"le décodeur a levé une exception : {first[:300]}"
