@@ -11,7 +11,7 @@ from .sandbox import (
     run_codec,
     validate_source,
 )
-from .service import DecodingOverloaded, PayloadDecoder
+from .service import DecodingOverloaded, PayloadDecoder, Uplink
 
 __all__ = [
     "Codec",
@@ -27,6 +27,7 @@ __all__ = [
     "PayloadDecoder",
     "Reading",
     "SandboxLimits",
+    "Uplink",
     "bundled_codec",
     "bundled_codecs",
     "map_readings",

@@ -8,6 +8,7 @@ can run it for a whole batch and the registry can validate a field map when it i
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,12 @@ def _leaves(data: Mapping[str, Any], prefix: str = "") -> list[str]:
     return paths
 
 
+def _shown(value: Any) -> str:
+    """A value as the decoder wrote it (JSON), cut short for a message."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -149,9 +156,7 @@ def _map_fields(
             continue
         number = _number(value)
         if number is None:
-            result.errors.append(
-                FieldIssue(f"{prefix}{path}", f"la valeur {str(value)[:60]!r} n'est pas un nombre fini")
-            )
+            result.errors.append(FieldIssue(f"{prefix}{path}", f"la valeur {_shown(value)} n'est pas un nombre fini"))
             continue
         result.readings.append(Reading(target.metric, number, time))
     mapped = set(field_map.fields)
@@ -183,7 +188,7 @@ def map_readings(data: Mapping[str, Any], field_map: FieldMap, received_at: date
         raw_time = item.get(history.time_field, _MISSING)
         time = None if raw_time is _MISSING else _instant(raw_time)
         if time is None:
-            why = "absent" if raw_time is _MISSING else f"illisible ({str(raw_time)[:60]!r})"
+            why = "absent" if raw_time is _MISSING else f"illisible ({_shown(raw_time)})"
             result.errors.append(FieldIssue(f"{prefix}{history.time_field}", f"horodatage du relevé {why}"))
             continue
         rest = {key: value for key, value in item.items() if key != history.time_field}
