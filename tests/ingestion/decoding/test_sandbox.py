@@ -221,3 +221,13 @@ def test_a_runtime_that_ran_out_of_time_is_rebuilt() -> None:
     with pytest.raises(DecoderError):
         run_codec(codec, b"\x01", 1, RECEIVED, limits=LIMITS)
     assert run_codec(codec, b"\x00", 1, RECEIVED, limits=LIMITS).data == {"calls": 1}
+
+
+def test_a_runtime_hoarding_memory_between_calls_is_dropped() -> None:
+    limits = SandboxLimits(max_retained_bytes=512 * 1024, retained_check_every=8)
+    source = """var hoard = [];
+    function decodeUplink(i) { hoard.push('x'.repeat(100000) + hoard.length); return {data: {held: hoard.length}}; }"""
+    codec = Codec("avare", source, scope="tenant-hoard")
+    held = [run_codec(codec, b"", 1, RECEIVED, limits=limits).data["held"] for _ in range(10)]
+    # Checked after the 8th call (~800 KB retained): the runtime is rebuilt, its hoard gone.
+    assert held == [1, 2, 3, 4, 5, 6, 7, 8, 1, 2]

@@ -41,13 +41,20 @@ var __socle_invoke = (function (parse, stringify, DateCtor, g) {
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Per-call ceilings; defaults leave a typical codec (~30 µs a call) a thousandfold margin."""
+    """Per-call ceilings; defaults leave a typical codec (~30 µs a call, ~110 KB of heap) a wide margin.
+
+    Cached runtimes hold at most ``workers * cache_size * memory_bytes``; a runtime found
+    retaining more than ``max_retained_bytes`` between calls (checked every
+    ``retained_check_every`` calls, the check costs ~65 µs) is dropped and recompiled.
+    """
 
     cpu_time_s: float = 0.05
-    memory_bytes: int = 16 * 1024 * 1024
+    memory_bytes: int = 8 * 1024 * 1024
     max_source_bytes: int = 256 * 1024
     max_output_bytes: int = 64 * 1024
-    cache_size: int = 128
+    cache_size: int = 32
+    max_retained_bytes: int = 1024 * 1024
+    retained_check_every: int = 64
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,7 @@ class InvalidDecoderSource(InvalidInput):
 class _Compiled:
     context: quickjs.Context
     invoke: Any
+    calls: int = 0
 
 
 @dataclass
@@ -243,4 +251,11 @@ def run_codec(
         if reason != "exception":  # an interrupted or exhausted runtime is not reused
             _cache().pop((codec.scope, codec.sha256), None)
         raise DecoderError(codec.name, reason, f"Décodeur « {codec.name} » : {message}.") from exc
+    entry.calls += 1
+    if entry.calls % limits.retained_check_every == 0 and _retained(entry) > limits.max_retained_bytes:
+        _cache().pop((codec.scope, codec.sha256), None)
     return _check_output(codec, text, limits)
+
+
+def _retained(entry: _Compiled) -> int:
+    return int(entry.context.memory().get("malloc_size", 0))
