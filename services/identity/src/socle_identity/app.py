@@ -8,13 +8,14 @@ from litestar.di import Provide
 from socle_core.app import create_service_app
 from socle_identity.config import IdentitySettings
 from socle_identity.deps import keycloak_lifespan, provide_keycloak
-from socle_identity.domain.audit_feed.controllers import AuditFeedController, audit_feed_lifespan
-from socle_identity.domain.invitations.controllers import InvitationController, invitations_lifespan
+from socle_identity.domain.audit_feed.controllers import AuditFeedController
+from socle_identity.domain.invitations.controllers import InvitationController
 from socle_identity.domain.me.controllers import MeController
 from socle_identity.domain.members.controllers import MemberController
 from socle_identity.domain.organizations.controllers import OrganizationController
-from socle_identity.domain.placement.controllers import PlacementController, placement_lifespan
+from socle_identity.domain.placement.controllers import PlacementController
 from socle_identity.domain.service_accounts.controllers import ServiceAccountController
+from socle_identity.jobs import jobs_lifespan
 
 
 def create_app(settings: IdentitySettings | None = None) -> Litestar:
@@ -35,9 +36,7 @@ def create_app(settings: IdentitySettings | None = None) -> Litestar:
         "and the audit feed of Keycloak's events.",
         lifespan=[
             keycloak_lifespan(settings),
-            placement_lifespan(settings),
-            audit_feed_lifespan(settings),
-            invitations_lifespan(settings),
+            jobs_lifespan(settings),
         ],
         dependencies={"keycloak": Provide(provide_keycloak, sync_to_thread=False)},
     )
