@@ -90,26 +90,29 @@ def _worker_env(database, keycloak, credentials) -> dict[str, str]:
     }
 
 
-def test_two_workers_run_each_job_once_and_the_second_takes_over_after_sigterm(
+def test_two_workers_run_each_job_once_and_one_takes_over_all_after_the_other_s_sigterm(
     database, keycloak, credentials, tmp_path: Path
 ) -> None:
     env = _worker_env(database, keycloak, credentials)
-    with worker(env, tmp_path / "first.log") as first:
-        first.wait_for("the first worker takes every job", lambda: first.acquired() == JOBS)
-        with worker(env, tmp_path / "second.log") as second:
-            second.wait_for(
-                "the second worker starts", lambda: any(e.get("event") == "worker_started" for e in second.events())
+    with worker(env, tmp_path / "a.log") as a, worker(env, tmp_path / "b.log") as b:
+        a.wait_for("the jobs are taken", lambda: a.acquired() | b.acquired() == JOBS)
+        for each in (a, b):
+            each.wait_for(
+                "both workers run", lambda each=each: any(e["event"] == "worker_started" for e in each.events())
             )
-            time.sleep(1.0)  # five of its standby tries
-            assert second.acquired() == set()
+        time.sleep(1.0)  # five standby tries of each
+        assert a.acquired() | b.acquired() == JOBS
+        assert a.acquired() & b.acquired() == set(), "no job runs in both workers"
+        leaving, staying = (a, b) if a.acquired() else (b, a)
 
-            assert first.stop() == 0
-            released = {str(e["job"]) for e in first.events() if e.get("event") == "job_lock_released"}
-            assert released == JOBS
-            assert first.events()[-1]["event"] == "worker_stopped"
+        assert leaving.stop() == 0
+        released = {str(e["job"]) for e in leaving.events() if e.get("event") == "job_lock_released"}
+        assert released == leaving.acquired()
+        assert leaving.events()[-1]["event"] == "worker_stopped"
 
-            second.wait_for("the second worker takes over", lambda: second.acquired() == JOBS)
-            assert second.stop() == 0
+        staying.wait_for("the other worker takes every job over", lambda: staying.acquired() == JOBS)
+        assert staying.stop() == 0
+        assert staying.events()[-1]["event"] == "worker_stopped"
 
 
 async def _lock_holders(database) -> int:
