@@ -247,3 +247,23 @@ async def test_the_application_role_reaches_its_tenant_s_messages_only(app_engin
     with pytest.raises(DBAPIError, match="row-level security"):
         await forge()
     assert await admin.fetchval(f"SELECT count(*) FROM {SCHEMA}.outbox") == 2
+
+
+async def test_a_stopped_dispatcher_finishes_its_batch_and_takes_no_other(app_engine, admin) -> None:
+    """SIGTERM in a worker sets the stop event: the batch under way is delivered, none is claimed after."""
+    tenant = _tenant()
+    ids = [await _enqueue(app_engine, tenant, "meter.usage", {"n": i}) for i in range(5)]
+    stop = asyncio.Event()
+    delivered: list[uuid.UUID] = []
+
+    async def slow(message: Message) -> None:
+        stop.set()  # the stop arrives while the first batch is under way
+        await asyncio.sleep(0.05)
+        delivered.append(message.id)
+
+    dispatcher = OutboxDispatcher(app_engine, SCHEMA, {"meter.usage": slow}, batch_size=3)
+    await asyncio.wait_for(dispatcher.run_until(stop), 10)
+    assert len(delivered) == 3
+    pending = await admin.fetch(f"SELECT id FROM {SCHEMA}.outbox WHERE delivered_at IS NULL")
+    assert {r["id"] for r in pending} == set(ids) - set(delivered)
+    assert len(pending) == 2
