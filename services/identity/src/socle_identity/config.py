@@ -78,6 +78,17 @@ class IdentitySettings(ServiceSettings):
         le=31_536_000,
         description="How far back the very first import reads (default: Keycloak's 90-day event retention).",
     )
+    jobs_in_process: bool = Field(
+        default=True,
+        description="Run the background jobs in the service process; off when a separate worker runs them "
+        "(python -m socle_identity.worker). Either way each job runs on one replica at a time.",
+    )
+    jobs_standby_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often a replica that does not hold a job's lock tries to take it over.",
+    )
     audit_feed_page_size: int = Field(
         default=200,
         ge=10,

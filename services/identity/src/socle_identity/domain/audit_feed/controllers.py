@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, post
 from litestar.datastructures import State
 
-from socle_identity.config import IdentitySettings
 from socle_identity.domain.audit_feed.schemas import AuditFeedReport
 from socle_identity.domain.audit_feed.services import AuditFeed
 from socle_identity.domain.service_accounts.services import keycloak_problems
-from socle_identity.jobs import job_lifespan, job_of, platform_caller
+from socle_identity.jobs import job_of, platform_caller
 
 
 class AuditFeedController(Controller):
@@ -28,18 +25,3 @@ class AuditFeedController(Controller):
         feed: AuditFeed = job_of(state, "audit_feed", "read Keycloak's events")
         with keycloak_problems():
             return await feed.run()
-
-
-def audit_feed_lifespan(settings: IdentitySettings) -> Any:
-    """The importer, and its periodic task when an interval is set."""
-    return job_lifespan(
-        "audit_feed",
-        lambda keycloak, app: AuditFeed(
-            keycloak,
-            app.state.db_session_maker,
-            page_size=settings.audit_feed_page_size,
-            overlap_seconds=settings.audit_feed_overlap_seconds,
-            lookback_seconds=settings.audit_feed_lookback_seconds,
-        ),
-        settings.audit_feed_interval_seconds,
-    )

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, post
 from litestar.datastructures import State
 
-from socle_identity.config import IdentitySettings
 from socle_identity.domain.invitations.schemas import InvitationReport
 from socle_identity.domain.invitations.services import InvitationSync
 from socle_identity.domain.service_accounts.services import keycloak_problems
-from socle_identity.jobs import job_lifespan, job_of, platform_caller
+from socle_identity.jobs import job_of, platform_caller
 
 
 class InvitationController(Controller):
@@ -28,12 +25,3 @@ class InvitationController(Controller):
         job: InvitationSync = job_of(state, "invitations", "manage Keycloak")
         with keycloak_problems():
             return await job.run()
-
-
-def invitations_lifespan(settings: IdentitySettings) -> Any:
-    """The invitation job, and its periodic task when an interval is set."""
-    return job_lifespan(
-        "invitations",
-        lambda keycloak, app: InvitationSync(keycloak, app.state.db_session_maker),
-        settings.invitation_sync_interval_seconds,
-    )

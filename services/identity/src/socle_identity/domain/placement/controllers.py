@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar import Controller, post
 from litestar.datastructures import State
 
-from socle_identity.config import IdentitySettings
 from socle_identity.domain.placement.schemas import PlacementReport
 from socle_identity.domain.placement.services import PlacementSync
 from socle_identity.domain.service_accounts.services import keycloak_problems
-from socle_identity.jobs import job_lifespan, job_of, platform_caller
+from socle_identity.jobs import job_of, platform_caller
 
 
 class PlacementController(Controller):
@@ -28,14 +25,3 @@ class PlacementController(Controller):
         placement: PlacementSync = job_of(state, "placement", "manage Keycloak")
         with keycloak_problems():
             return await placement.run()
-
-
-def placement_lifespan(settings: IdentitySettings) -> Any:
-    """The placement runner, and its periodic task when an interval is set."""
-    return job_lifespan(
-        "placement",
-        lambda keycloak, app: PlacementSync(
-            keycloak, idp_alias=settings.proconnect_alias, lookback_seconds=settings.placement_lookback_seconds
-        ),
-        settings.placement_sync_interval_seconds,
-    )
