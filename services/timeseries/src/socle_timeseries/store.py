@@ -68,24 +68,28 @@ SELECT set_config('app.tenant_id', :tenant, true)
 WHERE COALESCE(NULLIF(current_setting('app.tenant_id', true), ''), :tenant) = :tenant
 """
 
-# Series of the batch, created where missing. A series another transaction creates meanwhile
-# is in neither half (not inserted here, not yet visible to this statement's snapshot): the
-# caller looks those up again.
+# Series of the batch, created where missing (in steady state all exist and nothing is
+# attempted). A series another transaction creates meanwhile is in neither half (not
+# inserted here, not yet visible to this statement's snapshot): the caller looks it up again.
 _SERIES = """
 WITH wanted AS (
   SELECT DISTINCT ON (device_id, metric) device_id, metric, unit
   FROM unnest($2::uuid[], $3::text[], $4::text[]) AS w(device_id, metric, unit)
   ORDER BY device_id, metric, unit NULLS LAST
+), existing AS (
+  SELECT s.id, s.device_id, s.metric FROM timeseries.series s
+  JOIN wanted w ON s.tenant_id = $1 AND s.device_id = w.device_id AND s.metric = w.metric
 ), created AS (
   INSERT INTO timeseries.series (tenant_id, device_id, metric, unit)
-  SELECT $1, device_id, metric, unit FROM wanted ORDER BY device_id, metric
+  SELECT $1, w.device_id, w.metric, w.unit FROM wanted w
+  WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.device_id = w.device_id AND e.metric = w.metric)
+  ORDER BY w.device_id, w.metric
   ON CONFLICT (tenant_id, device_id, metric) DO NOTHING
   RETURNING id, device_id, metric
 )
 SELECT id, device_id, metric, true AS created FROM created
 UNION ALL
-SELECT s.id, s.device_id, s.metric, false FROM timeseries.series s
-JOIN wanted w ON s.tenant_id = $1 AND s.device_id = w.device_id AND s.metric = w.metric
+SELECT id, device_id, metric, false FROM existing
 """
 
 _LOOKUP = """

@@ -7,7 +7,9 @@ time, value, quality) in monthly RANGE partitions whose primary key is the idemp
 by ``create_readings_partitions`` (SECURITY DEFINER, owned by the owner): the application
 roles cannot create tables, and every partition it makes gets RLS enabled, forced and its
 parent's policies, because a partition queried directly applies its own. There is no
-DEFAULT partition: a reading no partition covers is refused.
+DEFAULT partition: a reading no partition covers is refused. ``series_id`` references its
+series by construction (only ``store_readings`` writes these tables), not by a foreign key:
+that would be a trigger per row on the hot path.
 
 The ingestion service writes through its own role, ``socle_ingestion_app``: it gets the
 privileges the write contract needs (no DELETE, nothing on the partitions themselves).
@@ -124,8 +126,6 @@ def upgrade() -> None:
           quality smallint NOT NULL DEFAULT 0,
           received_at timestamptz NOT NULL DEFAULT now(),
           CONSTRAINT pk_latest PRIMARY KEY (tenant_id, series_id),
-          CONSTRAINT fk_latest_series_id_series FOREIGN KEY (tenant_id, series_id)
-            REFERENCES {SCHEMA}.series (tenant_id, id),
           CONSTRAINT ck_latest_quality CHECK (quality BETWEEN 0 AND 3)
         )
         """
@@ -139,12 +139,18 @@ def upgrade() -> None:
         $$
         """
     )
-    shared = "tenancy.shared_with_current_tenant(tenant_id, 'readings', timeseries.series_device(tenant_id, series_id))"
-    for table in ("series", "readings", "latest"):
-        enable_tenant_isolation(table, SCHEMA)
-    add_shared_read_policy("series", SCHEMA, dataset="readings", resource_column="device_id")
+    # The shared-read policy tests the row's own tenant first: PostgreSQL stops there for the
+    # tenant's own rows (every row of a write, RETURNING included) and never calls the grant check.
+    enable_tenant_isolation(
+        "series", SCHEMA, shared_via="tenancy.shared_with_current_tenant(tenant_id, 'readings', device_id)"
+    )
     for table in ("readings", "latest"):
-        op.execute(f"CREATE POLICY tenant_isolation_shared_read ON {SCHEMA}.{table} FOR SELECT USING ({shared})")
+        enable_tenant_isolation(
+            table,
+            SCHEMA,
+            shared_via="tenancy.shared_with_current_tenant("
+            "tenant_id, 'readings', timeseries.series_device(tenant_id, series_id))",
+        )
 
     op.execute(PARTITION_FUNCTION)
     op.execute(f"REVOKE ALL ON FUNCTION {SCHEMA}.create_readings_partitions(date, integer) FROM PUBLIC")
