@@ -25,6 +25,7 @@ from socle_timeseries.store import (
     create_partitions,
     store_readings,
 )
+from tests.support.fixtures import registered_commune
 
 NOW = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
 
@@ -281,3 +282,56 @@ async def test_the_ingestion_role_cannot_delete_readings(ingestion) -> None:
     for table in ("series", "readings", "latest"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
             await in_context(ingestion, who, f"DELETE FROM timeseries.{table}")
+
+
+async def test_a_grant_of_one_device_shows_its_series_readings_and_latest_to_the_grantee_read_only(
+    database, ingestion, app
+) -> None:
+    grantor, grantee = await registered_commune(database), await registered_commune(database)
+    a = system_tenant(grantor.id, reason="timeseries store test")
+    b = system_tenant(grantee.id, reason="timeseries store test")
+    shared, private = uuid.uuid4(), uuid.uuid4()
+    await store(ingestion, a, batch([shared, private], range(4)))
+    partition = "timeseries." + str(
+        await in_context(
+            app, a, "SELECT min(c.relname) FROM timeseries.readings r JOIN pg_class c ON c.oid = r.tableoid"
+        )
+    )
+    in_partition = await in_context(app, a, f"SELECT count(*) FROM {partition} WHERE tenant_id = $1", a.uuid)
+    tables = ("timeseries.series", "timeseries.readings", "timeseries.latest", partition)
+    visible = {t: f"SELECT count(*) FROM {t} WHERE tenant_id = $1" for t in tables}
+    assert [await in_context(app, b, visible[t], a.uuid) for t in tables] == [0, 0, 0, 0]
+
+    tenancy = await asyncpg.connect(dsn(database, "tenancy"))
+    try:
+        grant = await in_context(
+            tenancy,
+            a,
+            "INSERT INTO tenancy.data_grants (id, grantor_tenant_id, grantee_tenant_id, dataset, resource_id, reason, "
+            "created_by, expires_at) VALUES (gen_random_uuid(), $1, $2, 'readings', $3, 'suivi des crues', 'test', "
+            "now() + interval '1 day') RETURNING id",
+            a.uuid,
+            b.uuid,
+            shared,
+        )
+        on_shared = await in_context(app, b, "SELECT count(*) FROM timeseries.series WHERE device_id = $1", shared)
+        assert on_shared == 1
+        assert [await in_context(app, b, visible[t], a.uuid) for t in tables] == [1, 4, 1, in_partition // 2]
+        async with app.transaction():  # shared rows stay read-only for the grantee
+            await app.execute("SELECT set_config('app.tenant_id', $1, true)", str(b))
+            assert await app.execute("UPDATE timeseries.readings SET value = -1 WHERE tenant_id = $1", a.uuid) == (
+                "UPDATE 0"
+            )
+            assert await app.execute(f"DELETE FROM {partition} WHERE tenant_id = $1", a.uuid) == "DELETE 0"
+            assert await app.execute("UPDATE timeseries.latest SET value = -1 WHERE tenant_id = $1", a.uuid) == (
+                "UPDATE 0"
+            )
+        await in_context(
+            tenancy,
+            a,
+            "UPDATE tenancy.data_grants SET revoked_at = now(), revoked_by = 'test' WHERE id = $1 RETURNING id",
+            grant,
+        )
+        assert [await in_context(app, b, visible[t], a.uuid) for t in tables] == [0, 0, 0, 0]
+    finally:
+        await tenancy.close()
