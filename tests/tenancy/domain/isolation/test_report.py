@@ -39,7 +39,9 @@ PROBED = {
     "tenancy.quotas",
     "identity.service_accounts",
     "ingestion.devices",
+    "timeseries.series",
     "timeseries.readings",
+    "timeseries.latest",
     "billing.usage_events",
 }
 

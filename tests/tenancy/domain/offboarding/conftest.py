@@ -15,8 +15,10 @@ import asyncpg
 import httpx
 import pytest
 
+from socle_core.auth import system_tenant
 from socle_devstack.stack import SERVICES
 from socle_tenancy.app import create_app
+from socle_timeseries.store import Reading, store_readings
 from tests.tenancy.conftest import DEMO_SIREN
 from tests.tenancy.domain.declarations.serving import serve
 
@@ -28,37 +30,26 @@ def dsn(database, service: str) -> str:
 
 
 async def _insert(database, tenant_id: str, tag: str) -> None:
-    """Two devices and three readings, written by the app roles in the tenant's context."""
+    """Two devices and three readings of one of them, written by the app roles in the tenant's context."""
     tenant = uuid.UUID(tenant_id)
     devices = [uuid.uuid4(), uuid.uuid4()]
-    for service, rows in (
-        ("ingestion", [(d, f"{tag}-gauge-{i}", f"Gauge {i} {tag}", "flood_gauge") for i, d in enumerate(devices)]),
-        (
-            "timeseries",
-            [
-                (devices[0], "water_level_m", dt.datetime(2026, 11, 1, 12, minute, tzinfo=dt.UTC), 1.5 + minute)
-                for minute in range(3)
-            ],
-        ),
-    ):
-        connection = await asyncpg.connect(dsn(database, service))
-        try:
-            async with connection.transaction():
-                await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_id)
-                if service == "ingestion":
-                    await connection.executemany(
-                        "INSERT INTO ingestion.devices (tenant_id, id, external_id, name, kind) "
-                        "VALUES ($1, $2, $3, $4, $5)",
-                        [(tenant, *row) for row in rows],
-                    )
-                else:
-                    await connection.executemany(
-                        "INSERT INTO timeseries.readings (tenant_id, device_id, metric, time, value) "
-                        "VALUES ($1, $2, $3, $4, $5)",
-                        [(tenant, *row) for row in rows],
-                    )
-        finally:
-            await connection.close()
+    connection = await asyncpg.connect(dsn(database, "ingestion"))
+    try:
+        async with connection.transaction():
+            await connection.execute("SELECT set_config('app.tenant_id', $1, true)", tenant_id)
+            await connection.executemany(
+                "INSERT INTO ingestion.devices (tenant_id, id, external_id, name, kind) VALUES ($1, $2, $3, $4, $5)",
+                [(tenant, d, f"{tag}-gauge-{i}", f"Gauge {i} {tag}", "flood_gauge") for i, d in enumerate(devices)],
+            )
+            # Readings go in through the write contract, as ingestion stores them.
+            start = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+            readings = [
+                Reading(devices[0], "water_level_m", start + dt.timedelta(minutes=m), 1.5 + m, unit="m")
+                for m in range(3)
+            ]
+            await store_readings(connection, system_tenant(tenant, reason="offboarding test data"), readings)
+    finally:
+        await connection.close()
 
 
 async def _count(database, service: str, table: str, tenant_id: str) -> int:

@@ -25,7 +25,13 @@ from tests.core.test_audit import _chain as audit_chain
 from tests.tenancy.domain.declarations.serving import socle_tenants
 from tests.tenancy.domain.offboarding.conftest import LEAVING, STAYING, count_rows
 
-DATA_TABLES = (("ingestion", "devices", 2), ("timeseries", "readings", 3), ("tenancy", "quotas", 1))
+DATA_TABLES = (
+    ("ingestion", "devices", 2),
+    ("timeseries", "series", 1),
+    ("timeseries", "readings", 3),
+    ("timeseries", "latest", 1),
+    ("tenancy", "quotas", 1),
+)
 
 
 def private_modes(path: Path) -> dict[str, str]:
@@ -58,7 +64,13 @@ def check_bundle(path: Path, tenant: dict[str, Any]) -> dict[str, Any]:
     assert files["timeseries/readings.csv"]["rows"] == len(readings) == 3
     assert {r["tenant_id"] for r in readings} == {tenant["id"]}
     assert sorted(float(r["value"]) for r in readings) == [1.5, 2.5, 3.5]
-    assert {r["device_id"] for r in readings} <= {d["id"] for d in devices}
+    # Readings name their series by number; the series name the device and metric.
+    series = json.loads((path / "timeseries" / "series.json").read_text())
+    assert [(s["metric"], s["unit"]) for s in series] == [("water_level_m", "m")]
+    assert series[0]["device_id"] in {d["id"] for d in devices}
+    assert {r["series_id"] for r in readings} == {str(series[0]["id"])}
+    [latest] = json.loads((path / "timeseries" / "latest.json").read_text())
+    assert (latest["series_id"], latest["value"]) == (series[0]["id"], 3.5)
     steps = json.loads((path / "tenancy" / "onboarding_steps.json").read_text())
     assert len(steps) == 6
     assert {s["tenant_id"] for s in steps} == {tenant["id"]}

@@ -184,6 +184,11 @@ def test_the_commune_moves_back_in_with_the_same_data_and_its_kept_chain(
     assert report["audit_chain"]["verdict"] == "intact"
     assert report["rows"]["ingestion.devices"] == {"rows": 2, "inserted": 2, "now": 2}
     assert report["rows"]["timeseries.readings"] == {"rows": 3, "inserted": 3, "now": 3}
+    assert (
+        report["rows"]["timeseries.series"]
+        == report["rows"]["timeseries.latest"]
+        == {"rows": 1, "inserted": 1, "now": 1}
+    )
     assert report["rows"]["tenancy.audit_entries"]["inserted"] == 0  # kept on this platform, and the same
     [member] = report["members"]
     assert (member["email"], member["roles"], member["created"]) == (FIRST_ADMIN, ["commune-admin"], False)
