@@ -142,7 +142,8 @@ async def test_every_tenant_owned_table_is_listed_with_rls_enabled_forced_and_an
     shared = devices["tenant_isolation_shared_read"]
     assert shared["kind"] == "shared_read"
     assert shared["command"] == "SELECT"
-    assert "tenancy.shared_with_current_tenant" in shared["using"]
+    assert shared["using_anchors"] == ["shared"]
+    assert shared["problems"] == []
     partitions = [t for t in tables.values() if t["kind"] == "partition"]
     assert all(t["parent"] for t in partitions)
 
