@@ -100,6 +100,19 @@ SECRET_ENV["console"] = (
     "    key: keycloak-console-client-secret\n"
 )
 
+#: Settings of each service a ``secretEnv`` entry may name: its secret settings (SecretStr
+#: fields) but the database URLs the chart maps itself. Any other name is refused by the
+#: values schema: the service would refuse the variable at start-up (tests/helm checks this
+#: table against each service's settings class).
+SECRET_SETTINGS: dict[str, tuple[str, ...]] = {
+    "tenancy": ("KEYCLOAK_CLIENT_SECRET", "REPORT_SIGNING_KEY", "AUDIT_HEADS_SIGNING_KEY", "ISOLATION_DATABASE_URLS"),
+    "identity": ("KEYCLOAK_CLIENT_SECRET",),
+    "ingestion": (),
+    "timeseries": (),
+    "billing": (),
+    "console": ("OIDC_CLIENT_SECRET",),
+}
+
 #: Template files of a service chart: file name -> socle-lib template it calls.
 TEMPLATES = {
     "serviceaccount.yaml": "socle-lib.serviceAccount",
@@ -208,23 +221,8 @@ CONSTRAINTS: dict[str, dict[str, Any]] = {
             "properties": {
                 "name": {
                     "type": "string",
-                    "pattern": r"^[A-Z][A-Z0-9_]*$",
-                    "description": "Setting name without the SOCLE_<SERVICE>_ prefix.",
-                    "not": {
-                        "enum": [
-                            "ENVIRONMENT",
-                            "OIDC_ISSUER",
-                            "OIDC_AUDIENCE",
-                            "LOG_LEVEL",
-                            "LOG_JSON",
-                            "CORS_ORIGINS",
-                            "DATABASE_URL",
-                            "MIGRATION_DATABASE_URL",
-                            "DB_POOL_SIZE",
-                            "DB_MAX_OVERFLOW",
-                            "DB_STATEMENT_TIMEOUT_MS",
-                        ]
-                    },
+                    "description": "Setting name without the SOCLE_<SERVICE>_ prefix: one of the service's "
+                    "secret settings.",
                 },
                 "key": {"type": "string", "pattern": SECRET_KEY},
                 "existingSecret": {"type": "string", "pattern": OPTIONAL_K8S_NAME},
@@ -489,6 +487,11 @@ def service_values(service: str) -> str:
 
 def service_schema(service: str, values_text: str) -> dict[str, Any]:
     schema = values_schema(values_text, f"Values of the Socle {service} service chart")
+    secret_env = schema["properties"]["secretEnv"]
+    if SECRET_SETTINGS[service]:
+        secret_env["items"]["properties"]["name"]["enum"] = list(SECRET_SETTINGS[service])
+    else:
+        secret_env["maxItems"] = 0  # the service has no secret setting but its database URLs
     schema["properties"]["global"] = {
         "type": "object",
         "description": "Global values shared with the umbrella chart (validated by its schema).",

@@ -15,7 +15,8 @@ Bounded by ``FUZZ_PROFILE``:
 - ``full`` (``make fuzz``): the examples, coverage and fuzzing phases with every role,
   ``FUZZ_MAX_EXAMPLES`` (default 50) cases per operation.
 
-``FUZZ_SEED`` fixes the generation (the same cases on every run unless it changes).
+``FUZZ_SEED`` fixes the generation (the same cases on every run unless it changes). The runs
+of the selected services start together, ``FUZZ_PARALLEL`` (default: one per core) at a time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,11 @@ PROFILE = os.environ.get("FUZZ_PROFILE", "suite")
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "50" if PROFILE == "full" else "5"))
 SEED = os.environ.get("FUZZ_SEED", "20261201")
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"
+#: schemathesis runs at once (``FUZZ_PARALLEL``): by default one per core.
+PARALLEL_RUNS = int(os.environ.get("FUZZ_PARALLEL", str(os.cpu_count() or 2)))
 
+#: (role, phases, seconds, the finished command) of one schemathesis run.
+Run = tuple[str, str, float, subprocess.CompletedProcess[str]]
 #: Realm roles, and whether the token names the test commune.
 ROLES: dict[str, tuple[str, bool]] = {
     "operator": ("operator", False),
@@ -118,17 +124,47 @@ def schemathesis(url: str, authorization: str, phases: str, workdir: Path) -> su
     return subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1800, check=False)
 
 
+@pytest.fixture(scope="module")
+def runs(platform, tmp_path_factory, request) -> Iterator[dict[str, list[Future[Run]]]]:
+    """Every service's schemathesis runs, started at once and run ``PARALLEL_RUNS`` at a time.
+
+    Each service has its own server process: runs against different services keep every core
+    busy, where one run alternates between the generator's and the server's CPU.
+    """
+
+    def run(service: str, role: str, phases: str, workdir: Path) -> Run:
+        started = time.monotonic()
+        result = schemathesis(platform["urls"][service], platform["tokens"][role], phases, workdir)
+        return role, phases, time.monotonic() - started, result
+
+    wanted = {item.callspec.params["service"] for item in request.session.items if item.module is request.module}
+    # The n-th run of every service, then the next: the runs going at once hit different servers.
+    plan = sorted(
+        ((index, s, role, phases) for s in SERVICES if s in wanted for index, (role, phases) in enumerate(runs_of(s))),
+        key=lambda step: (step[0], SERVICES.index(step[1])),
+    )
+    with ThreadPoolExecutor(max_workers=PARALLEL_RUNS) as pool:
+        futures: dict[str, list[Future[Run]]] = {s: [] for s in SERVICES if s in wanted}
+        for _, service, role, phases in plan:
+            workdir = tmp_path_factory.mktemp(f"fuzz-{service}")
+            futures[service].append(pool.submit(run, service, role, phases, workdir))
+        try:
+            yield futures
+        finally:
+            for future in (f for fs in futures.values() for f in fs):
+                future.cancel()
+
+
 @pytest.mark.timeout(7200 if PROFILE == "full" else 900)
 @pytest.mark.parametrize("service", SERVICES)
-def test_no_server_error_nor_undocumented_answer(platform, service: str, tmp_path: Path) -> None:
+def test_no_server_error_nor_undocumented_answer(runs, service: str) -> None:
     failed, cases = [], 0
-    for role, phases in runs_of(service):
-        started = time.monotonic()
-        run = schemathesis(platform["urls"][service], platform["tokens"][role], phases, tmp_path)
+    for future in runs[service]:
+        role, phases, seconds, run = future.result()
         generated = re.search(r"(\d+) generated", run.stdout)
         cases += int(generated[1]) if generated else 0
         count = generated[0] if generated else "nothing generated"
-        print(f"{service} as {role} ({phases}): {count} in {time.monotonic() - started:.0f} s, exit {run.returncode}")
+        print(f"{service} as {role} ({phases}): {count} in {seconds:.0f} s, exit {run.returncode}")
         if run.returncode != 0:
             failed.append(
                 f"--- {service} as {role} ({phases}), exit {run.returncode}\n{run.stdout[-6000:]}{run.stderr[-2000:]}"

@@ -16,6 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from pydantic import ValidationError
+
+from socle_core.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "socle"
@@ -381,12 +386,9 @@ def test_settings_use_each_service_prefix(rendered: dict[str, list[Manifest]], v
         assert env[prefix + "ENVIRONMENT"]["value"] == chosen["global"].get("environment", "production")
 
 
-def _settings_class(service: str) -> Any:
-    try:
-        config = importlib.import_module(f"socle_{service}.config")
-        from socle_core.settings import ServiceSettings
-    except ImportError:
-        return None
+def _settings_class(service: str) -> type[ServiceSettings]:
+    """The service's settings class; a config module that does not import fails the test."""
+    config = importlib.import_module(f"socle_{service}.config")
     classes = [
         value
         for value in vars(config).values()
@@ -396,23 +398,16 @@ def _settings_class(service: str) -> Any:
     return classes[0]
 
 
-def _settings_fields(service: str) -> set[str] | None:
-    settings_class = _settings_class(service)
-    return None if settings_class is None else set(settings_class.model_fields)
-
-
 def test_rendered_settings_exist_in_the_services(rendered: dict[str, list[Manifest]]) -> None:
     """Every SOCLE_<SERVICE>_* variable the chart sets is a field of that service's settings
-    (the services refuse unknown ones at start-up). Needs the workspace's packages."""
+    (the services refuse unknown ones at start-up)."""
     checked = 0
     for docs in rendered.values():
         for owner, spec in pod_specs(docs):
             if owner["kind"] == "Pod":
                 continue
             service = service_of(owner)
-            fields = _settings_fields(service)
-            if fields is None:
-                pytest.skip("the services' packages are not importable (run in the workspace)")
+            fields = set(_settings_class(service).model_fields)
             prefix = f"SOCLE_{service.upper()}_"
             names = {name.removeprefix(prefix).lower() for name in env_of(spec["containers"][0])}
             assert names <= fields, f"{service}: not settings of the service: {sorted(names - fields)}"
@@ -423,38 +418,79 @@ def test_rendered_settings_exist_in_the_services(rendered: dict[str, list[Manife
 FAKE_DATABASE_URL = "postgresql+asyncpg://role:from-the-secret@db.example:5432/socle"
 
 
-def test_services_accept_the_rendered_settings(
-    rendered: dict[str, list[Manifest]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each service's settings class loads the exact environment the chart gives its pods,
-    Secret references replaced by stand-in values. Needs the workspace's packages."""
-    pydantic = pytest.importorskip("pydantic", reason="needs the workspace's packages")
+def _stand_in(name: str) -> str:
+    """A value of the kind the Secret would hold for the setting ``name`` (SOCLE_<SERVICE>_...)."""
+    if name.endswith("_DATABASE_URLS"):
+        return json.dumps({"identity": FAKE_DATABASE_URL})
+    if name.endswith("_URL"):
+        return FAKE_DATABASE_URL
+    if name.endswith("_REPORT_SIGNING_KEY"):
+        key = Ed25519PrivateKey.generate()
+        return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+    return "from-the-secret-" + "x" * 32
 
-    errors: list[tuple[str, str, str]] = []
-    for values_name, docs in rendered.items():
-        for owner, spec in pod_specs(docs):
-            if owner["kind"] == "Pod":
-                continue
-            service = service_of(owner)
-            settings_class = _settings_class(service)
-            if settings_class is None:
-                pytest.skip("the services' packages are not importable (run in the workspace)")
-            env = {
-                item["name"]: item.get("value")
-                or (FAKE_DATABASE_URL if item["name"].endswith("_URL") else "from-the-secret")
-                for item in spec["containers"][0]["env"]
-            }
-            with monkeypatch.context() as patch:
-                for name in [n for n in os.environ if n.upper().startswith("SOCLE_")]:
-                    patch.delenv(name)
-                for name, value in env.items():
-                    patch.setenv(name, value)
-                try:
-                    settings_class()
-                except pydantic.ValidationError as error:
-                    where = f"{values_name}: {owner['kind']} {owner['metadata']['name']}"
-                    errors.append((owner["kind"], where, str(error)))
-    assert not errors, errors
+
+def _settings_errors(docs: list[Manifest], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What each service's settings class says of the exact environment the chart gives its pods
+    (Deployments and migration Jobs), Secret references replaced by stand-in values."""
+    errors: list[str] = []
+    loaded = 0
+    for owner, spec in pod_specs(docs):
+        if owner["kind"] == "Pod":
+            continue
+        settings_class = _settings_class(service_of(owner))
+        env = {item["name"]: item.get("value") or _stand_in(item["name"]) for item in spec["containers"][0]["env"]}
+        with monkeypatch.context() as patch:
+            for name in [n for n in os.environ if n.upper().startswith("SOCLE_")]:
+                patch.delenv(name)
+            for name, value in env.items():
+                patch.setenv(name, value)
+            try:
+                settings_class()
+            except ValidationError as error:
+                errors.append(f"{owner['kind']} {owner['metadata']['name']}: {error}")
+        loaded += 1
+    assert loaded, "no workload rendered"
+    return errors
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_services_accept_the_rendered_settings(
+    rendered: dict[str, list[Manifest]], values: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _settings_errors(rendered[values.name], monkeypatch) == []
+
+
+def test_secret_env_names_are_the_services_secret_settings() -> None:
+    """The names the values schema lets ``secretEnv`` map: each service's secret settings but the
+    database URLs the chart maps itself, no more (refused at start-up), no fewer."""
+    for service in SERVICES:
+        fields = _settings_class(service).model_fields
+        secret = {
+            name.upper()
+            for name, field in fields.items()
+            if "SecretStr" in str(field.annotation) and name not in {"database_url", "migration_database_url"}
+        }
+        assert set(generate.SECRET_SETTINGS[service]) == secret, service
+
+
+def test_every_secret_setting_mapped_from_a_secret_starts_the_services(
+    template: Template, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each service given every secret setting it has through ``secretEnv``: the rendered pods'
+    environment is one their settings accept."""
+    values = {
+        service: {"secretEnv": [{"name": name, "key": name.lower().replace("_", "-")} for name in names]}
+        for service, names in generate.SECRET_SETTINGS.items()
+        if names
+    }
+    result = template(DEFAULT, _values_file(tmp_path, values))
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    [tenancy] = [d for d in of_kind(docs, "Deployment") if service_of(d) == "tenancy"]
+    env = env_of(tenancy["spec"]["template"]["spec"]["containers"][0])
+    assert env["SOCLE_TENANCY_REPORT_SIGNING_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "report-signing-key"
+    assert _settings_errors(docs, monkeypatch) == []
 
 
 def test_console_is_given_the_other_services_urls(rendered: dict[str, list[Manifest]]) -> None:
@@ -653,17 +689,29 @@ def test_defaults_alone_fail_with_what_to_set(template: Template) -> None:
 def test_secret_env_is_read_from_the_secret(template: Template, tmp_path: Path) -> None:
     values = _values_file(
         tmp_path,
-        {"identity": {"secretEnv": [{"name": "ADMIN_CLIENT_SECRET", "key": "identity-admin-client-secret"}]}},
+        {"tenancy": {"secretEnv": [{"name": "AUDIT_HEADS_SIGNING_KEY", "key": "tenancy-audit-heads-key"}]}},
     )
     result = template(DEFAULT, values)
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
-    [identity] = [d for d in of_kind(docs, "Deployment") if service_of(d) == "identity"]
-    env = env_of(identity["spec"]["template"]["spec"]["containers"][0])
-    assert env["SOCLE_IDENTITY_ADMIN_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"] == {
+    [tenancy] = [d for d in of_kind(docs, "Deployment") if service_of(d) == "tenancy"]
+    env = env_of(tenancy["spec"]["template"]["spec"]["containers"][0])
+    assert env["SOCLE_TENANCY_AUDIT_HEADS_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {
         "name": "socle-credentials",
-        "key": "identity-admin-client-secret",
+        "key": "tenancy-audit-heads-key",
     }
+
+
+@pytest.mark.parametrize(
+    ("service", "name"),
+    [("identity", "ADMIN_CLIENT_SECRET"), ("console", "KEYCLOAK_CLIENT_SECRET"), ("ingestion", "API_TOKEN")],
+)
+def test_secret_env_naming_no_setting_of_the_service_fails(
+    template: Template, tmp_path: Path, service: str, name: str
+) -> None:
+    """A name the service does not know would crash-loop its pods: helm refuses it first."""
+    values = _values_file(tmp_path, {service: {"secretEnv": [{"name": name, "key": "some-key"}]}})
+    fails_with(template(DEFAULT, values), f"/{service}/secretEnv")
 
 
 def test_console_needs_its_public_url(template: Template) -> None:

@@ -54,7 +54,11 @@ def start_login(keycloak, client_id: str) -> Login:
     """Open the socle realm's authorization endpoint as the console would (code flow, PKCE, no IdP hint)."""
     authorize, verifier = authorization_request(keycloak.issuer, client_id, CALLBACK, scope="openid organization")
     browser = Browser()
-    page = browser.follow(browser.send("GET", authorize))
+    try:
+        page = browser.follow(browser.send("GET", authorize))
+    except BaseException:
+        browser.close()  # the caller only closes the browser of a login it was handed
+        raise
     return Login(browser, verifier, page)
 
 

@@ -194,15 +194,27 @@ def test_an_agent_logs_in_with_a_password_only(keycloak, realm_user) -> None:
     assert outcome.query.get("code")
 
 
+def _lockout_refusals(kc_admin, user_id: str) -> int:
+    """Logins Keycloak refused because brute-force detection holds the account (not a bad password)."""
+    events = kc_admin.request("GET", "/events", params={"user": user_id, "type": "LOGIN_ERROR", "max": 1000}).json()
+    return sum(1 for event in events if event.get("error") == "user_temporarily_disabled")
+
+
 def test_repeated_wrong_passwords_lock_the_account(kc_admin, keycloak, realm_user) -> None:
     agent = realm_user("commune-agent")
     for _ in range(5):
-        browser_login(keycloak, "socle-console", agent.username, "wrong-password-1A")
+        assert browser_login(keycloak, "socle-console", agent.username, "wrong-password-1A").redirect is None
     status = kc_admin.request("GET", f"/attack-detection/brute-force/users/{agent.id}").json()
     assert status["disabled"] is True
     assert status["numFailures"] >= 1  # quick successive failures lock before the fifth one
+    refused_before = _lockout_refusals(kc_admin, agent.id)
     outcome = browser_login(keycloak, "socle-console", agent.username, agent.password)
-    assert outcome.redirect is None  # the right password no longer works while locked
+    assert outcome.redirect is None, "the right password logged in while the account is locked"
+    assert _lockout_refusals(kc_admin, agent.id) > refused_before, "the right password was refused, not for the lock"
+    # Lifting the lock lets the same password in: it was the lock that refused it.
+    kc_admin.request("DELETE", f"/attack-detection/brute-force/users/{agent.id}")
+    assert kc_admin.request("GET", f"/attack-detection/brute-force/users/{agent.id}").json()["disabled"] is False
+    assert browser_login(keycloak, "socle-console", agent.username, agent.password).redirect is not None
 
 
 def test_organization_scope_puts_the_tenant_id_in_tokens(kc_admin) -> None:

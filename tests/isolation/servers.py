@@ -19,12 +19,9 @@ from litestar import Litestar
 from socle_devstack.keycloak import KeycloakServer
 from socle_devstack.stack import SERVICES, Credentials, Database
 from tests.support.apps import served, settings_kwargs
-from tests.tenancy.conftest import DEMO_SIREN, demo_commune
+from tests.tenancy.conftest import DEMO_ONBOARDED, DEMO_SIREN, demo_commune
 
 #: Three communes of the demo EPCI (tenants/demo/cc-pays-de-sommieres.json).
-DEMO_COMMUNES = ("30321", "30062", "30091")
-
-
 #: Serve an app on a free local port (lifespan included); yields its base URL.
 serve = served
 
@@ -116,7 +113,7 @@ def onboard_demo(tenancy_url: str, operator: dict[str, str]) -> list[dict[str, A
         registered = http.post("/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator)
         assert registered.status_code in (200, 201), registered.text
         tenants = []
-        for insee in DEMO_COMMUNES:
+        for insee in DEMO_ONBOARDED:
             response = http.post(f"/v1/tenants/{insee}/onboarding", json=demo_commune(insee), headers=operator)
             assert response.status_code == 200, response.text
             tenants.append(response.json()["tenant"])

@@ -18,11 +18,58 @@ from litestar.testing import AsyncTestClient
 from socle_devstack.stack import REPO_ROOT
 from socle_tenancy.app import create_app
 from socle_tenancy.config import TenancySettings
+from socle_tenancy.domain.reference.catalogue import MemberCommune, default_catalogue
 from tests.support.apps import settings_kwargs
 
 DEMO = json.loads((REPO_ROOT / "tenants" / "demo" / "cc-pays-de-sommieres.json").read_text())
 DEMO_SIREN = DEMO["epci"]["siren"]
 PROBLEM_KEYS = {"type", "title", "status", "detail", "instance"}
+#: The communes of the demo declaration onboarded as the demo (idempotently, by every test that wants the demo).
+DEMO_ONBOARDED = ("30321", "30062", "30091")
+
+
+class CommunePool:
+    """The other member communes of the demo EPCI, each handed out once per session.
+
+    Onboarding, suspending or offboarding a commune changes it for the rest of the session:
+    a test that named a fixed INSEE code depended on no other test touching that commune, and
+    on the order of the tests. A commune taken from here is touched by its taker only.
+    """
+
+    def __init__(self) -> None:
+        members = default_catalogue().members(DEMO_SIREN)
+        self._free = [m for m in members if m.insee not in DEMO_ONBOARDED]
+        self.size = len(self._free)
+
+    def take(self) -> MemberCommune:
+        assert self._free, (
+            f"the {self.size} member communes of the demo EPCI (but the demo's) are all taken: "
+            "share one between tests that do not change it (a module-scoped fixture)"
+        )
+        return self._free.pop(0)
+
+
+@pytest.fixture(scope="session")
+def commune_pool() -> CommunePool:
+    return CommunePool()
+
+
+@pytest.fixture
+def free_commune(commune_pool: CommunePool) -> MemberCommune:
+    """A member commune of the demo EPCI no other test of the session touches."""
+    return commune_pool.take()
+
+
+@pytest.fixture(scope="session")
+def untouched_commune(commune_pool: CommunePool) -> MemberCommune:
+    """A member commune no test onboards: only refused onboardings and reads of absent tenants name it."""
+    return commune_pool.take()
+
+
+def first_admin(commune: MemberCommune) -> dict[str, Any]:
+    """An onboarding request for ``commune``: its first admin and e-mail domain."""
+    domain = f"mairie-{commune.insee}.test.socle.fr"
+    return {"first_admin_email": f"dgs@{domain}", "email_domains": [domain]}
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:

@@ -14,10 +14,9 @@ def _subject(headers: dict[str, str]) -> str:
     return str(unverified_claims(headers["Authorization"].split()[1])["sub"])
 
 
-async def test_onboarding_steps_are_recorded_in_the_tenants_chain(tenancy, operator, kc_admin) -> None:
-    insee = "30306"  # a member commune no other test onboards
-    body = {"first_admin_email": "mairie@audit-30306.test.socle.fr"}
-    response = await tenancy.post(f"/v1/tenants/{insee}/onboarding", json=body, headers=operator)
+async def test_onboarding_steps_are_recorded_in_the_tenants_chain(tenancy, operator, kc_admin, free_commune) -> None:
+    body = {"first_admin_email": f"mairie@audit-{free_commune.insee}.test.socle.fr"}
+    response = await tenancy.post(f"/v1/tenants/{free_commune.insee}/onboarding", json=body, headers=operator)
     assert response.status_code == 200, response.text
     tenant = response.json()["tenant"]["id"]
     client = kc_admin.create_client(roles=("auditor",))

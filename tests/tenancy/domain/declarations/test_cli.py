@@ -1,7 +1,7 @@
 """``socle-tenants apply`` end to end: the real command, the tenancy API over HTTP, PostgreSQL, Keycloak.
 
-The deployment's EPCI is the demo one (the suite shares one database); the communes used
-here (Cannes-et-Clairan 30066, Combas 30088) are used by no other test.
+The deployment's EPCI is the demo one (the suite shares one database); the communes declared
+here come from the pool of member communes (``commune_pool``): no other module touches them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from socle_tenancy.domain.reference.catalogue import MemberCommune
 from tests.support.browser import approve_device_login, visible_text
 from tests.support.keycloak_admin import create_user
 from tests.support.local_stack import describe_local_stack
@@ -25,28 +27,34 @@ from tests.support.tokens import unverified_claims
 from tests.tenancy.conftest import DEMO
 from tests.tenancy.domain.declarations.serving import socle_tenants
 
-CANNES, COMBAS = "30066", "30088"
 OFFICIAL_EPCI_NAME = "CC du Pays de Sommières"
 
 
-def declaration(**changes: Any) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def declared(commune_pool) -> tuple[MemberCommune, MemberCommune]:
+    """The two communes this module's declaration adds to the demo EPCI."""
+    return commune_pool.take(), commune_pool.take()
+
+
+def declaration(declared: tuple[MemberCommune, MemberCommune], **changes: Any) -> dict[str, Any]:
     """The demo EPCI with two communes of its own; ``changes`` replace commune fields by INSEE."""
+    first, second = declared
     result = copy.deepcopy(DEMO)
     # The EPCI keeps its official name: other tests of the shared database expect it.
     result["epci"]["display_name"] = OFFICIAL_EPCI_NAME
     del result["epci"]["tenant"]["display_name"]
     result["communes"] = [
         {
-            "insee": CANNES,
-            "email_domains": ["cannes-et-clairan.test.socle.fr"],
-            "first_admin_email": "mairie@cannes-et-clairan.test.socle.fr",
+            "insee": first.insee,
+            "email_domains": [f"c{first.insee}.test.socle.fr"],
+            "first_admin_email": f"mairie@c{first.insee}.test.socle.fr",
             "quotas": {"max_devices": 40},
         },
         {
-            "insee": COMBAS,
-            "display_name": "Combas (Gard)",
-            "email_domains": ["combas.test.socle.fr"],
-            "first_admin_email": "mairie@combas.test.socle.fr",
+            "insee": second.insee,
+            "display_name": f"{second.name} (Gard)",
+            "email_domains": [f"c{second.insee}.test.socle.fr"],
+            "first_admin_email": f"mairie@c{second.insee}.test.socle.fr",
         },
     ]
     for commune in result["communes"]:
@@ -78,8 +86,9 @@ def organization(kc_admin, tenant_id: str) -> dict[str, Any]:
     return dict(found[0])
 
 
-def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operator, kc_admin) -> None:
-    file = write(tmp_path / "epci.json", declaration())
+def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operator, kc_admin, declared) -> None:
+    cannes, combas, combas_name = declared[0].insee, declared[1].insee, declared[1].name
+    file = write(tmp_path / "epci.json", declaration(declared))
 
     # Dry run: the difference is shown, nothing changes.
     dry = socle_tenants("apply", file, "--dry-run", "--output", "json", env=cli_env)
@@ -89,32 +98,32 @@ def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operat
     assert plan["dry_run"] is True
     assert plan["results"] == []
     onboarding = {c["tenant"]: c for c in plan["changes"] if c["action"] == "onboard"}
-    assert {f"commune-{CANNES}", f"commune-{COMBAS}"} <= set(onboarding)
-    cannes = onboarding[f"commune-{CANNES}"]
-    assert cannes["path"] == f"/v1/tenants/{CANNES}/onboarding"
-    assert cannes["body"]["quotas"] == {"max_devices": 40, "max_readings_per_day": 200_000, "storage_gb": 5}
-    assert onboarding[f"commune-{COMBAS}"]["body"]["display_name"] == "Combas (Gard)"
+    assert {f"commune-{cannes}", f"commune-{combas}"} <= set(onboarding)
+    planned = onboarding[f"commune-{cannes}"]
+    assert planned["path"] == f"/v1/tenants/{cannes}/onboarding"
+    assert planned["body"]["quotas"] == {"max_devices": 40, "max_readings_per_day": 200_000, "storage_gb": 5}
+    assert onboarding[f"commune-{combas}"]["body"]["display_name"] == f"{combas_name} (Gard)"
     assert any("allocation_key" in note for note in plan["notes"])
     assert "Dry run: nothing was changed." in dry.stderr
-    assert not {f"commune-{CANNES}", f"commune-{COMBAS}"} & set(registry(tenancy_url, operator))
+    assert not {f"commune-{cannes}", f"commune-{combas}"} & set(registry(tenancy_url, operator))
 
     # Apply: created through the API, with progress lines.
     applied = socle_tenants("apply", file, env=cli_env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert f"onboard commune-{CANNES}" in applied.stdout
+    assert f"onboard commune-{cannes}" in applied.stdout
     assert "] done (200)" in applied.stdout
     assert "Applied" in applied.stdout
     tenants = registry(tenancy_url, operator)
     epci = tenants[f"epci-{DEMO['epci']['siren']}"]
     assert epci["status"] == "active"
     assert epci["name"] == OFFICIAL_EPCI_NAME
-    for insee in (CANNES, COMBAS):
+    for insee in (cannes, combas):
         assert tenants[f"commune-{insee}"]["status"] == "active"
         assert tenants[f"commune-{insee}"]["parent_id"] == epci["id"]
-    assert tenants[f"commune-{COMBAS}"]["name"] == "Combas (Gard)"
-    cannes_id = tenants[f"commune-{CANNES}"]["id"]
+    assert tenants[f"commune-{combas}"]["name"] == f"{combas_name} (Gard)"
+    cannes_id = tenants[f"commune-{cannes}"]["id"]
     assert quotas(tenancy_url, operator, cannes_id)["max_devices"] == 40
-    assert [d["name"] for d in organization(kc_admin, cannes_id)["domains"]] == ["cannes-et-clairan.test.socle.fr"]
+    assert [d["name"] for d in organization(kc_admin, cannes_id)["domains"]] == [f"c{cannes}.test.socle.fr"]
 
     # Second run: nothing to do.
     again = socle_tenants("apply", file, "--output", "json", env=cli_env)
@@ -124,45 +133,48 @@ def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operat
 
     # The file changes: quotas, name and domains are updated, nothing else.
     changed = declaration(
+        declared,
         **{
-            CANNES: {"quotas": {"max_devices": 60, "storage_gb": 8}},
-            COMBAS: {
-                "display_name": "Combas",
-                "email_domains": ["combas.test.socle.fr", "mairie.combas.test.socle.fr"],
+            cannes: {"quotas": {"max_devices": 60, "storage_gb": 8}},
+            combas: {
+                "display_name": combas_name,
+                "email_domains": [f"c{combas}.test.socle.fr", f"mairie.c{combas}.test.socle.fr"],
             },
-        }
+        },
     )
     file = write(tmp_path / "epci.json", changed)
     update = socle_tenants("apply", file, "--output", "json", env=cli_env)
     assert update.returncode == 0, update.stdout + update.stderr
     report = json.loads(update.stdout)
     actions = {(c["action"], c["tenant"]): c for c in report["changes"]}
-    assert set(actions) == {("update_quotas", f"commune-{CANNES}"), ("update_tenant", f"commune-{COMBAS}")}
-    assert actions[("update_quotas", f"commune-{CANNES}")]["before"] == {"max_devices": 40, "storage_gb": 5}
-    assert actions[("update_quotas", f"commune-{CANNES}")]["after"] == {"max_devices": 60, "storage_gb": 8}
+    assert set(actions) == {("update_quotas", f"commune-{cannes}"), ("update_tenant", f"commune-{combas}")}
+    assert actions[("update_quotas", f"commune-{cannes}")]["before"] == {"max_devices": 40, "storage_gb": 5}
+    assert actions[("update_quotas", f"commune-{cannes}")]["after"] == {"max_devices": 60, "storage_gb": 8}
     assert [r["status"] for r in report["results"]] == [200, 200]
     current = quotas(tenancy_url, operator, cannes_id)
     assert (current["max_devices"], current["storage_gb"], current["max_readings_per_day"]) == (60, 8, 200_000)
-    combas = registry(tenancy_url, operator)[f"commune-{COMBAS}"]
-    assert combas["name"] == "Combas"
-    assert sorted(combas["email_domains"]) == ["combas.test.socle.fr", "mairie.combas.test.socle.fr"]
-    domains = {d["name"] for d in organization(kc_admin, combas["id"])["domains"]}
-    assert domains == {"combas.test.socle.fr", "mairie.combas.test.socle.fr"}
+    row = registry(tenancy_url, operator)[f"commune-{combas}"]
+    assert row["name"] == combas_name
+    assert sorted(row["email_domains"]) == [f"c{combas}.test.socle.fr", f"mairie.c{combas}.test.socle.fr"]
+    domains = {d["name"] for d in organization(kc_admin, row["id"])["domains"]}
+    assert domains == {f"c{combas}.test.socle.fr", f"mairie.c{combas}.test.socle.fr"}
     final = socle_tenants("apply", file, "--output", "json", env=cli_env)
     assert json.loads(final.stdout)["changes"] == []
 
 
 def test_an_invalid_declaration_exits_2_with_pointers_and_changes_nothing(
-    tmp_path, cli_env, tenancy_url, operator
+    tmp_path, cli_env, tenancy_url, operator, declared
 ) -> None:
     before = registry(tenancy_url, operator)
-    shape = declaration(**{CANNES: {"insee": "3006"}})
+    shape = declaration(declared, **{declared[0].insee: {"insee": "3006"}})
     result = socle_tenants("apply", write(tmp_path / "shape.json", shape), env=cli_env)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "is invalid (1 problem(s)); nothing was changed" in result.stdout
     assert "/communes/0/insee: '3006' does not match" in result.stdout
 
-    facts = declaration(**{COMBAS: {"insee": "30189", "quotas": {"storage_gb": 2.5}}})  # Nîmes: another EPCI
+    facts = declaration(
+        declared, **{declared[1].insee: {"insee": "30189", "quotas": {"storage_gb": 2.5}}}
+    )  # Nîmes: another EPCI
     result = socle_tenants("apply", write(tmp_path / "facts.json", facts), "--output", "json", env=cli_env)
     assert result.returncode == 2, result.stdout + result.stderr
     errors = {e["pointer"]: e["message"] for e in json.loads(result.stdout)["errors"]}
@@ -175,8 +187,8 @@ def test_an_invalid_declaration_exits_2_with_pointers_and_changes_nothing(
     assert registry(tenancy_url, operator) == before
 
 
-def test_configuration_errors_say_what_to_set(tmp_path, cli_env) -> None:
-    file = write(tmp_path / "epci.json", declaration())
+def test_configuration_errors_say_what_to_set(tmp_path, cli_env, declared) -> None:
+    file = write(tmp_path / "epci.json", declaration(declared))
     no_secret = {k: v for k, v in cli_env.items() if k != "SOCLE_TENANTS_CLIENT_SECRET"}
     result = socle_tenants("apply", file, env=no_secret)
     assert result.returncode == 2
@@ -189,11 +201,8 @@ def test_configuration_errors_say_what_to_set(tmp_path, cli_env) -> None:
     assert "Keycloak refused the 'socle-platform' client credentials (401)" in result.stdout
 
 
-JUNAS = "30136"  # onboarded by no other test (the onboarding tests only see it refused)
-
-
 def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
-    tmp_path, tenancy_url, keycloak, kc_admin, operator, request
+    tmp_path, tenancy_url, keycloak, kc_admin, operator, request, declared, free_commune
 ) -> None:
     """``socle-login`` (device code, password and OTP in the browser), then ``socle-tenants apply`` as that person.
 
@@ -222,12 +231,12 @@ def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
     file = write(
         tmp_path / "epci.json",
         {
-            **declaration(),
+            **declaration(declared),
             "communes": [
                 {
-                    "insee": JUNAS,
-                    "email_domains": ["junas.test.socle.fr"],
-                    "first_admin_email": "mairie@junas.test.socle.fr",
+                    "insee": free_commune.insee,
+                    "email_domains": [f"c{free_commune.insee}.test.socle.fr"],
+                    "first_admin_email": f"mairie@c{free_commune.insee}.test.socle.fr",
                 }
             ],
         },
@@ -236,7 +245,7 @@ def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
     not_logged_in = socle_tenants("apply", file, env=env)
     assert not_logged_in.returncode == 1, not_logged_in.stdout
     assert f"no login for {keycloak.issuer} on this machine: run socle-login" in not_logged_in.stdout
-    assert f"commune-{JUNAS}" not in registry(tenancy_url, operator)
+    assert f"commune-{free_commune.insee}" not in registry(tenancy_url, operator)
 
     login = subprocess.Popen(
         [sys.executable, "-m", "socle_core.login", "--issuer", keycloak.issuer],
@@ -269,9 +278,9 @@ def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
     applied = socle_tenants("apply", file, "--output", "json", env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert [c["tenant"] for c in json.loads(applied.stdout)["changes"] if c["action"] == "onboard"] == [
-        f"commune-{JUNAS}"
+        f"commune-{free_commune.insee}"
     ]
-    junas = registry(tenancy_url, operator)[f"commune-{JUNAS}"]
+    junas = registry(tenancy_url, operator)[f"commune-{free_commune.insee}"]
     assert junas["status"] == "active"
     auditor = kc_admin.token(kc_admin.create_client(roles=("auditor",)))["access_token"]
     entries = httpx.get(
@@ -284,9 +293,11 @@ def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
     assert {e["actor"] for e in entries} == {admin.id}
 
 
-def test_with_no_setting_the_command_finds_the_running_local_stack(tmp_path, tenancy_url, keycloak, database) -> None:
+def test_with_no_setting_the_command_finds_the_running_local_stack(
+    tmp_path, tenancy_url, keycloak, database, declared
+) -> None:
     """As after `make up` on moved ports: stack.json gives the API and the issuer, secrets.json the secret."""
-    file = write(tmp_path / "epci.json", declaration())
+    file = write(tmp_path / "epci.json", declaration(declared))
     state = describe_local_stack(tmp_path / ".socle", database, keycloak.issuer, {"tenancy": tenancy_url})
     result = socle_tenants(
         "apply", file, "--client-credentials", "--dry-run", "--output", "json", env={"SOCLE_STATE_DIR": str(state)}

@@ -140,8 +140,12 @@ async def test_every_tenant_owned_table_is_listed_with_rls_enabled_forced_and_an
     assert devices["tenant_isolation"]["using_anchors"] == ["tenant_id"]
     assert devices["tenant_isolation"]["with_check_anchors"] == ["tenant_id"]
     assert "app.tenant_id" in devices["tenant_isolation"]["using"]
-    if "tenant_isolation_shared_read" in devices:  # the data-sharing grants' extra read path
-        assert devices["tenant_isolation_shared_read"]["kind"] == "shared_read"
+    # The data-sharing grants' extra read path (ingestion's migration 0002): read-only, through a grant.
+    shared = devices["tenant_isolation_shared_read"]
+    assert shared["kind"] == "shared_read"
+    assert shared["command"] == "SELECT"
+    assert shared["using_anchors"] == ["shared"]
+    assert shared["problems"] == []
     partitions = [t for t in tables.values() if t["kind"] == "partition"]
     assert all(t["parent"] for t in partitions)
 

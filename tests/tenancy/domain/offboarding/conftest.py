@@ -1,6 +1,6 @@
 """Two onboarded communes with devices and readings, and the environment of ``socle-tenants offboard``.
 
-Montmirat (30181) is offboarded; Montpezat (30182) keeps its data. No other test uses them.
+Two communes of the pool (``commune_pool``): one is offboarded, the other keeps its data. No other test uses them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import httpx
@@ -22,7 +22,17 @@ from socle_timeseries.store import Reading, store_readings
 from tests.tenancy.conftest import DEMO_SIREN
 from tests.tenancy.domain.declarations.serving import serve
 
-LEAVING, STAYING = "30181", "30182"
+
+class Codes(NamedTuple):
+    """INSEE codes of the commune offboarded and of the one that keeps its data."""
+
+    leaving: str
+    staying: str
+
+
+@pytest.fixture(scope="session")
+def codes(commune_pool) -> Codes:
+    return Codes(commune_pool.take().insee, commune_pool.take().insee)
 
 
 def dsn(database, service: str) -> str:
@@ -76,10 +86,14 @@ def tenancy_url(tenancy_settings) -> Iterator[str]:
         yield url
 
 
-def _onboard(api: str, operator: dict[str, str], insee: str, name: str) -> dict[str, Any]:
+def first_admin_email(insee: str) -> str:
+    return f"mairie@c{insee}.test.socle.fr"
+
+
+def _onboard(api: str, operator: dict[str, str], insee: str) -> dict[str, Any]:
     response = httpx.post(
         f"{api}/v1/tenants/{insee}/onboarding",
-        json={"first_admin_email": f"mairie@{name}.test.socle.fr", "email_domains": [f"{name}.test.socle.fr"]},
+        json={"first_admin_email": first_admin_email(insee), "email_domains": [f"c{insee}.test.socle.fr"]},
         headers=operator,
         timeout=60,
     )
@@ -88,18 +102,18 @@ def _onboard(api: str, operator: dict[str, str], insee: str, name: str) -> dict[
 
 
 @pytest.fixture
-def communes(tenancy_url, operator, database) -> dict[str, dict[str, Any]]:
+def communes(tenancy_url, operator, database, codes) -> dict[str, dict[str, Any]]:
     """The two communes, onboarded, each with its own devices and readings (added once)."""
     registered = httpx.post(f"{tenancy_url}/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator, timeout=30)
     assert registered.status_code in (200, 201), registered.text
     found = {}
-    for insee, name in ((LEAVING, "montmirat"), (STAYING, "montpezat")):
+    for insee in codes:
         current = httpx.get(f"{tenancy_url}/v1/tenants/{insee}", headers=operator, timeout=30)
         tenant = current.json()["tenant"] if current.status_code == 200 else None
         if tenant is None or tenant["status"] == "invited":
-            tenant = _onboard(tenancy_url, operator, insee, name)
+            tenant = _onboard(tenancy_url, operator, insee)
         if tenant["status"] == "active" and count_rows(database, "ingestion", "devices", tenant["id"]) == 0:
-            asyncio.run(_insert(database, tenant["id"], name))
+            asyncio.run(_insert(database, tenant["id"], f"c{insee}"))
         found[insee] = tenant
     return found
 

@@ -23,7 +23,7 @@ import pytest
 from socle_tenancy.domain.offboarding import bundle
 from tests.core.test_audit import _chain as audit_chain
 from tests.tenancy.domain.declarations.serving import socle_tenants
-from tests.tenancy.domain.offboarding.conftest import LEAVING, STAYING, count_rows
+from tests.tenancy.domain.offboarding.conftest import count_rows, first_admin_email
 
 DATA_TABLES = (
     ("ingestion", "devices", 2),
@@ -87,11 +87,13 @@ def check_bundle(path: Path, tenant: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_rehearsal_writes_a_private_verified_bundle_and_deletes_nothing(
-    communes, offboard_env, tmp_path, database
+    communes, codes, offboard_env, tmp_path, database
 ) -> None:
-    staying = communes[STAYING]
+    staying = communes[codes.staying]
     exports = tmp_path / "exports"
-    result = socle_tenants("offboard", STAYING, "--export-dir", str(exports), "--output", "json", env=offboard_env)
+    result = socle_tenants(
+        "offboard", codes.staying, "--export-dir", str(exports), "--output", "json", env=offboard_env
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["confirm"] is False
@@ -99,9 +101,9 @@ def test_a_rehearsal_writes_a_private_verified_bundle_and_deletes_nothing(
     assert "exported ingestion.devices: 2 row(s)" in result.stderr
     [first] = bundle.bundles_of(exports, staying)
     assert report["bundle"]["path"] == str(first)
-    assert first.name.startswith(f"commune-{STAYING}-")
+    assert first.name.startswith(f"commune-{codes.staying}-")
     assert stat.S_IMODE(exports.stat().st_mode) == 0o700  # the folder the command created
-    manifest = check_bundle(first, {**staying, "first_admin_email": "mairie@montpezat.test.socle.fr"})
+    manifest = check_bundle(first, {**staying, "first_admin_email": first_admin_email(codes.staying)})
     assert manifest["status_at_export"] == "active"
     assert report["bundle"]["bundle_sha256"] == manifest["bundle_sha256"]
     for service, table, rows in DATA_TABLES:
@@ -109,7 +111,7 @@ def test_a_rehearsal_writes_a_private_verified_bundle_and_deletes_nothing(
 
     # A second run never replaces the first bundle: it writes its own folder.
     before = {p: p.read_bytes() for p in first.rglob("*") if p.is_file()}
-    again = socle_tenants("offboard", STAYING, "--export-dir", str(exports), "--output", "json", env=offboard_env)
+    again = socle_tenants("offboard", codes.staying, "--export-dir", str(exports), "--output", "json", env=offboard_env)
     assert again.returncode == 0, again.stdout + again.stderr
     bundles = bundle.bundles_of(exports, staying)
     assert len(bundles) == 2
@@ -118,8 +120,8 @@ def test_a_rehearsal_writes_a_private_verified_bundle_and_deletes_nothing(
     assert private_modes(bundles[1]) == {}
 
 
-def test_a_bundle_is_never_written_over(communes, offboard_env, tmp_path) -> None:
-    staying = communes[STAYING]
+def test_a_bundle_is_never_written_over(communes, codes, offboard_env, tmp_path) -> None:
+    staying = communes[codes.staying]
     target = tmp_path / bundle.bundle_name(staying["key"])
     target.mkdir()  # an empty folder that a rename would silently replace
     with pytest.raises(bundle.BundleError, match="un lot n'est jamais écrasé"):
@@ -129,9 +131,9 @@ def test_a_bundle_is_never_written_over(communes, offboard_env, tmp_path) -> Non
 
 
 def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
-    communes, offboard_env, tmp_path, database, tenancy_url, operator, kc_admin
+    communes, codes, offboard_env, tmp_path, database, tenancy_url, operator, kc_admin
 ) -> None:
-    leaving, staying = communes[LEAVING], communes[STAYING]
+    leaving, staying = communes[codes.leaving], communes[codes.staying]
     tenant_id = leaving["id"]
     api = f"{tenancy_url}/v1/tenants/{tenant_id}"
 
@@ -161,7 +163,7 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     assert early.json()["remaining_rows"] == {"tenancy.onboarding_steps": 6, "tenancy.quotas": 1}
 
     result = socle_tenants(
-        "offboard", LEAVING, "--export-dir", str(tmp_path), "--confirm", "--output", "json", env=offboard_env
+        "offboard", codes.leaving, "--export-dir", str(tmp_path), "--confirm", "--output", "json", env=offboard_env
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "reusing the verified bundle" in result.stderr
@@ -178,7 +180,7 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     assert {"ingestion.devices", "timeseries.readings", "tenancy.quotas", "tenancy.onboarding_steps"} <= set(
         proof["tables"]
     )
-    check_bundle(bundle_dir, {**leaving, "first_admin_email": "mairie@montmirat.test.socle.fr"})
+    check_bundle(bundle_dir, {**leaving, "first_admin_email": first_admin_email(codes.leaving)})
 
     # Nothing of the tenant remains; the other commune keeps everything.
     for service, table, rows in (*DATA_TABLES, ("tenancy", "onboarding_steps", 6)):
@@ -190,7 +192,7 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     assert tenant["status"] == "deleted"
     assert manifest["bundle_sha256"] in tenant["status_reason"]
     assert bundle.bundles_of(tmp_path, leaving) == [bundle_dir]  # the interrupted run's bundle, no other
-    [proof_file] = tmp_path.glob(f"commune-{LEAVING}-*.proof.json")
+    [proof_file] = tmp_path.glob(f"commune-{codes.leaving}-*.proof.json")
     assert stat.S_IMODE(proof_file.stat().st_mode) == 0o600
     assert json.loads(proof_file.read_text())["bundle"]["bundle_sha256"] == manifest["bundle_sha256"]
     # The tenant's audit chain is kept (legal retention) and tells the offboarding's story.
@@ -200,15 +202,15 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     assert {"offboarding.identity_exported", "offboarding.completed"} <= set(offboarding)
 
     # Once more: already deleted, the proof still holds.
-    again = socle_tenants("offboard", LEAVING, "--export-dir", str(tmp_path), "--confirm", env=offboard_env)
+    again = socle_tenants("offboard", codes.leaving, "--export-dir", str(tmp_path), "--confirm", env=offboard_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "is already deleted" in again.stdout
     assert "keycloak organization                    absent" in again.stdout
 
 
-def test_without_every_service_database_the_export_refuses_to_start(communes, offboard_env, tmp_path) -> None:
+def test_without_every_service_database_the_export_refuses_to_start(communes, codes, offboard_env, tmp_path) -> None:
     env = {k: v for k, v in offboard_env.items() if k != "SOCLE_BILLING_DATABASE_URL"}
-    result = socle_tenants("offboard", STAYING, "--export-dir", str(tmp_path), "--confirm", env=env)
+    result = socle_tenants("offboard", codes.staying, "--export-dir", str(tmp_path), "--confirm", env=env)
     assert result.returncode == 2
     assert "set SOCLE_BILLING_DATABASE_URL" in result.stdout
     assert not any(tmp_path.iterdir())

@@ -1,6 +1,6 @@
 """``socle-tenants import``: a commune offboarded with its bundle comes back, with the same data.
 
-Fontanès (30114, no other test uses it) is onboarded with devices, readings and a service
+A commune of the pool (``commune_pool``, no other test uses it) is onboarded with devices, readings and a service
 account, then offboarded for real (``--confirm``). Its bundle is imported into the same
 platform (the commune moving back in: its kept audit chain must match the bundle's) and
 into a fresh one (another database, as another EPCI's Socle: the chain is restored
@@ -29,10 +29,13 @@ from tests.support.apps import served
 from tests.support.databases import throwaway_database
 from tests.tenancy.conftest import DEMO_SIREN
 from tests.tenancy.domain.declarations.serving import socle_tenants
-from tests.tenancy.domain.offboarding.conftest import _insert
+from tests.tenancy.domain.offboarding.conftest import _insert, first_admin_email
 
-RETURNING = "30114"
-FIRST_ADMIN = "mairie@fontanes.test.socle.fr"
+
+@pytest.fixture(scope="module")
+def returning(commune_pool) -> str:
+    """INSEE code of the commune offboarded, then imported back."""
+    return str(commune_pool.take().insee)
 
 
 def _env(api: str, keycloak: Any, credentials: Any, url: Callable[[str, str], str]) -> dict[str, str]:
@@ -94,34 +97,36 @@ async def _service_account(url: Callable[[str, str], str], tenant_id: str) -> No
             "VALUES ($1, $2, $3, $4, 'write')",
             uuid.UUID(tenant_id),
             uuid.uuid4(),
-            f"fontanes-station-crue-{uuid.uuid4().hex[:6]}",
+            f"station-crue-{uuid.uuid4().hex[:6]}",
             "Station de crue du Vidourle",
         )
 
 
 @pytest.fixture(scope="module")
-def offboarded(database, keycloak, credentials, billing_url, kc_admin, tmp_path_factory) -> Iterator[dict[str, Any]]:
-    """Fontanès with data, then offboarded for real; its bundle and what its rows were."""
+def offboarded(
+    database, keycloak, credentials, billing_url, kc_admin, tmp_path_factory, returning
+) -> Iterator[dict[str, Any]]:
+    """The commune with data, then offboarded for real; its bundle and what its rows were."""
     operator = bearer(kc_admin, ("operator",))
     with no_socle_environment():
         app = create_app("tenancy", database, keycloak, credentials, billing_url=billing_url)
     with served(app) as api:
         assert httpx.post(f"{api}/v1/epcis", json={"siren": DEMO_SIREN}, headers=operator, timeout=30).is_success
         onboarded = httpx.post(
-            f"{api}/v1/tenants/{RETURNING}/onboarding",
-            json={"first_admin_email": FIRST_ADMIN, "email_domains": ["fontanes.test.socle.fr"]},
+            f"{api}/v1/tenants/{returning}/onboarding",
+            json={"first_admin_email": first_admin_email(returning), "email_domains": [f"c{returning}.test.socle.fr"]},
             headers=operator,
             timeout=60,
         )
         assert onboarded.status_code == 200, onboarded.text
         tenant = onboarded.json()["tenant"]
-        asyncio.run(_insert(database, tenant["id"], "fontanes"))
+        asyncio.run(_insert(database, tenant["id"], f"c{returning}"))
         asyncio.run(_service_account(database.url, tenant["id"]))
         before = snapshot(database.url, tenant["id"])
         exports = tmp_path_factory.mktemp("exports")
         env = _env(api, keycloak, credentials, database.url)
         result = socle_tenants(
-            "offboard", RETURNING, "--export-dir", str(exports), "--confirm", "--output", "json", env=env
+            "offboard", returning, "--export-dir", str(exports), "--confirm", "--output", "json", env=env
         )
         assert result.returncode == 0, result.stdout + result.stderr
         [bundle_dir] = bundle.bundles_of(exports, tenant)
@@ -156,7 +161,7 @@ def _tampered(source: Path, target: Path, *, rehash: bool) -> Path:
 
 @pytest.mark.timeout(900)
 def test_the_commune_moves_back_in_with_the_same_data_and_its_kept_chain(
-    offboarded, database, kc_admin, billing_url, tmp_path
+    offboarded, database, kc_admin, billing_url, tmp_path, returning
 ) -> None:
     tenant, env, api = offboarded["tenant"], offboarded["env"], offboarded["api"]
     assert snapshot(database.url, tenant["id"])["ingestion.devices"] == []
@@ -191,7 +196,11 @@ def test_the_commune_moves_back_in_with_the_same_data_and_its_kept_chain(
     )
     assert report["rows"]["tenancy.audit_entries"]["inserted"] == 0  # kept on this platform, and the same
     [member] = report["members"]
-    assert (member["email"], member["roles"], member["created"]) == (FIRST_ADMIN, ["commune-admin"], False)
+    assert (member["email"], member["roles"], member["created"]) == (
+        first_admin_email(returning),
+        ["commune-admin"],
+        False,
+    )
     assert_same_data(offboarded["before"], snapshot(database.url, tenant["id"]))
 
     organization = kc_admin.request("GET", f"/organizations/{report['organization_id']}").json()
@@ -199,7 +208,7 @@ def test_the_commune_moves_back_in_with_the_same_data_and_its_kept_chain(
     assert organization["enabled"] is True
     assert organization["attributes"]["tenant_id"] == [tenant["id"]]
     members = kc_admin.request("GET", f"/organizations/{report['organization_id']}/members").json()
-    assert [m["email"] for m in members] == [FIRST_ADMIN]
+    assert [m["email"] for m in members] == [first_admin_email(returning)]
     registry = httpx.get(f"{api}/v1/tenants/{tenant['id']}", headers=offboarded["operator"], timeout=30).json()
     assert registry["tenant"]["status"] == "active"
     assert registry["tenant"]["keycloak_organization_id"] == report["organization_id"]

@@ -11,12 +11,12 @@ from litestar.testing import AsyncTestClient
 
 from socle_tenancy.app import create_app
 from tests.support.faults import Faults
-from tests.tenancy.conftest import DEMO, DEMO_SIREN, assert_problem, demo_commune
+from tests.tenancy.conftest import DEMO, DEMO_ONBOARDED, DEMO_SIREN, assert_problem, demo_commune, first_admin
 
 pytestmark = pytest.mark.usefixtures("demo_epci")
 
 STEPS = ["tenant_record", "identity_organization", "first_admin", "default_quotas", "metering_account", "activation"]
-THREE_COMMUNES = ("30321", "30062", "30091")
+THREE_COMMUNES = DEMO_ONBOARDED
 
 
 def organizations_of(kc_admin, tenant_id: str) -> list[dict[str, Any]]:
@@ -118,14 +118,16 @@ async def test_the_epci_and_three_communes_onboard_twice_with_no_restart_and_no_
     assert all(onboarded[i]["status"] == "active" for i in THREE_COMMUNES)
 
 
-async def test_a_crash_mid_workflow_leaves_a_state_that_a_retry_completes(tenancy_settings, operator, kc_admin) -> None:
-    insee = "30352"
+async def test_a_crash_mid_workflow_leaves_a_state_that_a_retry_completes(
+    tenancy_settings, operator, kc_admin, free_commune
+) -> None:
+    insee, request = free_commune.insee, first_admin(free_commune)
     # The first call to the members endpoint crashes, retries included (the core client makes 3 attempts),
     # as when Keycloak is down for longer than the retries last: after the organization and the user
     # exist, before membership. Everything else is the real Keycloak.
     transport = Faults(*[httpx.ConnectError] * 3, path="/members", message="injected crash")
     async with AsyncTestClient(create_app(tenancy_settings(), keycloak_transport=transport)) as client:
-        crashed = await client.post(f"/v1/tenants/{insee}/onboarding", json=demo_commune(insee), headers=operator)
+        crashed = await client.post(f"/v1/tenants/{insee}/onboarding", json=request, headers=operator)
         body = assert_problem(crashed, 503, "identity-provider-error")
         assert transport.injected == 3
         assert body["failed_step"] == "first_admin"
@@ -151,14 +153,13 @@ async def test_a_crash_mid_workflow_leaves_a_state_that_a_retry_completes(tenanc
         assert attempts["first_admin"] == 2
         assert body["tenant"]["status"] == "active"
         assert body["tenant"]["id"] == tenant["id"]
-    assert_onboarded_in_keycloak(kc_admin, body["tenant"], demo_commune(insee)["first_admin_email"], "commune-admin")
+    assert_onboarded_in_keycloak(kc_admin, body["tenant"], request["first_admin_email"], "commune-admin")
 
 
 async def test_keycloak_down_then_back_after_a_restart_resumes_at_the_organization(
-    tenancy_settings, operator, kc_admin
+    tenancy_settings, operator, kc_admin, free_commune
 ) -> None:
-    insee = "30018"
-    request = {"first_admin_email": "mairie@asperes.test.socle.fr", "email_domains": ["asperes.test.socle.fr"]}
+    insee, request = free_commune.insee, first_admin(free_commune)
     down = tenancy_settings(keycloak_admin_url="http://127.0.0.1:1/admin/realms/socle")
     async with AsyncTestClient(create_app(down)) as client:
         body = assert_problem(
@@ -176,9 +177,11 @@ async def test_keycloak_down_then_back_after_a_restart_resumes_at_the_organizati
     assert_onboarded_in_keycloak(kc_admin, response.json()["tenant"], request["first_admin_email"], "commune-admin")
 
 
-async def test_only_operators_and_epci_admins_may_onboard(tenancy, agent) -> None:
+async def test_only_operators_and_epci_admins_may_onboard(tenancy, agent, untouched_commune) -> None:
     body = assert_problem(
-        await tenancy.post("/v1/tenants/30136/onboarding", json=demo_commune("30321"), headers=agent),
+        await tenancy.post(
+            f"/v1/tenants/{untouched_commune.insee}/onboarding", json=first_admin(untouched_commune), headers=agent
+        ),
         403,
         "forbidden",
     )
@@ -186,9 +189,13 @@ async def test_only_operators_and_epci_admins_may_onboard(tenancy, agent) -> Non
     assert_problem(await tenancy.post(f"/v1/epcis/{DEMO_SIREN}/onboarding", headers=agent), 403, "forbidden")
 
 
-async def test_the_admin_of_another_epci_does_not_see_this_one(tenancy, other_epci_admin) -> None:
+async def test_the_admin_of_another_epci_does_not_see_this_one(tenancy, other_epci_admin, untouched_commune) -> None:
     assert_problem(
-        await tenancy.post("/v1/tenants/30136/onboarding", json=demo_commune("30321"), headers=other_epci_admin),
+        await tenancy.post(
+            f"/v1/tenants/{untouched_commune.insee}/onboarding",
+            json=first_admin(untouched_commune),
+            headers=other_epci_admin,
+        ),
         404,
         "not-found",
     )
@@ -206,17 +213,20 @@ async def test_a_commune_of_another_epci_or_unknown_is_refused_with_a_useful_det
     assert DEMO_SIREN in elsewhere["detail"]
 
 
-async def test_a_first_onboarding_needs_its_admin_email(tenancy, operator) -> None:
-    body = assert_problem(await tenancy.post("/v1/tenants/30023/onboarding", headers=operator), 422, "validation-error")
+async def test_a_first_onboarding_needs_its_admin_email(tenancy, operator, untouched_commune) -> None:
+    response = await tenancy.post(f"/v1/tenants/{untouched_commune.insee}/onboarding", headers=operator)
+    body = assert_problem(response, 422, "validation-error")
     assert body["errors"][0]["field"] == "body.first_admin_email"
-    absent = await tenancy.get("/v1/tenants/commune-30023", headers=operator)
+    absent = await tenancy.get(f"/v1/tenants/commune-{untouched_commune.insee}", headers=operator)
     assert_problem(absent, 404, "not-found")  # no half tenant
 
 
-async def test_invalid_onboarding_input_names_the_field(tenancy, operator) -> None:
+async def test_invalid_onboarding_input_names_the_field(tenancy, operator, untouched_commune) -> None:
     body = assert_problem(
         await tenancy.post(
-            "/v1/tenants/30023/onboarding", json={"first_admin_email": "not-an-email"}, headers=operator
+            f"/v1/tenants/{untouched_commune.insee}/onboarding",
+            json={"first_admin_email": "not-an-email"},
+            headers=operator,
         ),
         422,
         "validation-error",
@@ -225,10 +235,9 @@ async def test_invalid_onboarding_input_names_the_field(tenancy, operator) -> No
 
 
 async def test_concurrent_onboardings_of_one_commune_make_one_tenant_and_one_organization(
-    tenancy, operator, kc_admin
+    tenancy, operator, kc_admin, free_commune
 ) -> None:
-    insee = "30144"
-    request = {"first_admin_email": "mairie@lecques.test.socle.fr", "email_domains": ["lecques.test.socle.fr"]}
+    insee, request = free_commune.insee, first_admin(free_commune)
     responses = await asyncio.gather(
         *(tenancy.post(f"/v1/tenants/{insee}/onboarding", json=request, headers=operator) for _ in range(3))
     )

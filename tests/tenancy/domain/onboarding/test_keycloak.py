@@ -10,6 +10,7 @@ demand, is injected by ``tests.support.faults.Faults`` in front of the real serv
 from __future__ import annotations
 
 import uuid
+from contextlib import aclosing
 
 import httpx
 import pytest
@@ -28,58 +29,58 @@ def _alias() -> str:
 
 async def test_a_missing_secret_says_which_setting_to_set(tenancy_settings) -> None:
     transport = Faults()
-    admin = KeycloakAdmin(tenancy_settings(keycloak_client_secret=None), transport=transport)
-    with pytest.raises(KeycloakError, match="SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET"):
-        await admin.find_organization(str(uuid.uuid4()))
-    await admin.aclose()
+    async with aclosing(KeycloakAdmin(tenancy_settings(keycloak_client_secret=None), transport=transport)) as admin:
+        with pytest.raises(KeycloakError, match="SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET"):
+            await admin.find_organization(str(uuid.uuid4()))
     assert transport.calls == []  # said before asking Keycloak anything
 
 
 async def test_refused_client_credentials_are_a_503_naming_the_settings(tenancy_settings) -> None:
-    admin = KeycloakAdmin(tenancy_settings(keycloak_client_secret="not-the-secret"))
-    with pytest.raises(KeycloakError, match=r"401.*KEYCLOAK_CLIENT_SECRET") as caught:
-        await admin.find_organization(str(uuid.uuid4()))
-    assert caught.value.status == 503
-    await admin.aclose()
+    async with aclosing(KeycloakAdmin(tenancy_settings(keycloak_client_secret="not-the-secret"))) as admin:
+        with pytest.raises(KeycloakError, match=r"401.*KEYCLOAK_CLIENT_SECRET") as caught:
+            await admin.find_organization(str(uuid.uuid4()))
+        assert caught.value.status == 503
 
 
 async def test_a_keycloak_409_is_a_conflict_with_its_message(tenancy_settings) -> None:
-    admin = KeycloakAdmin(tenancy_settings())
-    name = f"Saint-Martin {uuid.uuid4().hex[:8]}"  # two communes of one name: Keycloak keeps names unique
-    await admin.ensure_organization(tenant_id=str(uuid.uuid4()), alias=_alias(), name=name, domains=[], description="d")
-    with pytest.raises(KeycloakConflict, match="same name") as caught:
+    async with aclosing(KeycloakAdmin(tenancy_settings())) as admin:
+        name = f"Saint-Martin {uuid.uuid4().hex[:8]}"  # two communes of one name: Keycloak keeps names unique
         await admin.ensure_organization(
             tenant_id=str(uuid.uuid4()), alias=_alias(), name=name, domains=[], description="d"
         )
-    assert caught.value.status == 409
-    await admin.aclose()
+        with pytest.raises(KeycloakConflict, match="same name") as caught:
+            await admin.ensure_organization(
+                tenant_id=str(uuid.uuid4()), alias=_alias(), name=name, domains=[], description="d"
+            )
+        assert caught.value.status == 409
 
 
 async def test_a_domain_owned_by_another_organization_is_a_conflict_not_a_retry(tenancy_settings) -> None:
     """Keycloak answers 400 here, not 409: still a refusal a retry will not change (409, not 503)."""
-    admin = KeycloakAdmin(tenancy_settings())
-    domain = f"mairie-{uuid.uuid4().hex[:8]}.fr"
-    await admin.ensure_organization(
-        tenant_id=str(uuid.uuid4()), alias=_alias(), name=_alias(), domains=[domain], description="d"
-    )
-    with pytest.raises(KeycloakConflict, match=f"{domain} is already linked to another organization") as caught:
+    async with aclosing(KeycloakAdmin(tenancy_settings())) as admin:
+        domain = f"mairie-{uuid.uuid4().hex[:8]}.fr"
         await admin.ensure_organization(
             tenant_id=str(uuid.uuid4()), alias=_alias(), name=_alias(), domains=[domain], description="d"
         )
-    assert caught.value.status == 409
-    await admin.aclose()
+        with pytest.raises(KeycloakConflict, match=f"{domain} is already linked to another organization") as caught:
+            await admin.ensure_organization(
+                tenant_id=str(uuid.uuid4()), alias=_alias(), name=_alias(), domains=[domain], description="d"
+            )
+        assert caught.value.status == 409
 
 
 async def test_an_existing_organization_is_reused_not_recreated(tenancy_settings, kc_admin) -> None:
     tenant_id, alias = str(uuid.uuid4()), _alias()
-    admin = KeycloakAdmin(tenancy_settings())
-    created = await admin.ensure_organization(tenant_id=tenant_id, alias=alias, name=alias, domains=[], description="d")
-    await admin.aclose()
+    async with aclosing(KeycloakAdmin(tenancy_settings())) as admin:
+        created = await admin.ensure_organization(
+            tenant_id=tenant_id, alias=alias, name=alias, domains=[], description="d"
+        )
 
     transport = Faults()
-    admin = KeycloakAdmin(tenancy_settings(), transport=transport)
-    found = await admin.ensure_organization(tenant_id=tenant_id, alias=alias, name=alias, domains=[], description="d")
-    await admin.aclose()
+    async with aclosing(KeycloakAdmin(tenancy_settings(), transport=transport)) as admin:
+        found = await admin.ensure_organization(
+            tenant_id=tenant_id, alias=alias, name=alias, domains=[], description="d"
+        )
     assert found["id"] == created["id"]
     assert found["alias"] == alias
     assert [c for c in transport.calls if c.request.method == "POST" and "/admin/" in c.request.url.path] == []
@@ -88,19 +89,17 @@ async def test_an_existing_organization_is_reused_not_recreated(tenancy_settings
 
 
 async def test_being_already_a_member_is_fine(tenancy_settings, kc_admin) -> None:
-    admin = KeycloakAdmin(tenancy_settings())
-    alias = _alias()
-    organization = await admin.ensure_organization(
-        tenant_id=str(uuid.uuid4()), alias=alias, name=alias, domains=[], description="d"
-    )
-    user = create_user(kc_admin)
-    await admin.ensure_member(organization["id"], user.id)
-    await admin.aclose()
+    async with aclosing(KeycloakAdmin(tenancy_settings())) as admin:
+        alias = _alias()
+        organization = await admin.ensure_organization(
+            tenant_id=str(uuid.uuid4()), alias=alias, name=alias, domains=[], description="d"
+        )
+        user = create_user(kc_admin)
+        await admin.ensure_member(organization["id"], user.id)
 
     transport = Faults()
-    admin = KeycloakAdmin(tenancy_settings(), transport=transport)
-    await admin.ensure_member(organization["id"], user.id)
-    await admin.aclose()
+    async with aclosing(KeycloakAdmin(tenancy_settings(), transport=transport)) as admin:
+        await admin.ensure_member(organization["id"], user.id)
     assert [c.answer for c in transport.calls if c.request.url.path.endswith("/members")] == [409]  # Keycloak's own
     members = kc_admin.request("GET", f"/organizations/{organization['id']}/members").json()
     assert [m["id"] for m in members] == [user.id]
@@ -110,16 +109,14 @@ async def test_network_errors_are_a_503(tenancy_settings) -> None:
     closed = (
         f"http://127.0.0.1:{free_port()}/admin/realms/socle"  # the token is real, the admin API refuses connections
     )
-    admin = KeycloakAdmin(tenancy_settings(keycloak_admin_url=closed))
-    with pytest.raises(KeycloakError, match="after 3 attempts: ConnectError") as caught:
-        await admin.find_organization(str(uuid.uuid4()))
-    assert caught.value.status == 503
-    await admin.aclose()
+    async with aclosing(KeycloakAdmin(tenancy_settings(keycloak_admin_url=closed))) as admin:
+        with pytest.raises(KeycloakError, match="after 3 attempts: ConnectError") as caught:
+            await admin.find_organization(str(uuid.uuid4()))
+        assert caught.value.status == 503
 
 
 async def test_a_passing_network_failure_is_retried_by_the_core_client(tenancy_settings) -> None:
     transport = Faults(httpx.ConnectError, method="GET", path=ORGANIZATIONS, message="connection reset")
-    admin = KeycloakAdmin(tenancy_settings(), transport=transport)
-    assert await admin.find_organization(str(uuid.uuid4())) is None
-    await admin.aclose()
+    async with aclosing(KeycloakAdmin(tenancy_settings(), transport=transport)) as admin:
+        assert await admin.find_organization(str(uuid.uuid4())) is None
     assert [(c.request.method, c.answer) for c in transport.matching()] == [("GET", "ConnectError"), ("GET", 200)]

@@ -1,6 +1,6 @@
 """The ``metering_account`` step: onboarding opens the tenant's account in the real billing service.
 
-Souvignargues (30324) is onboarded by no other test. Billing first not configured, then
+A commune of the pool (``free_commune``), touched by no other test. Billing first not configured, then
 unreachable: each time the step fails with a clear 503 and the tenant stays ``invited``;
 once billing is there, the same request completes the workflow, and a further run opens
 no second account.
@@ -18,12 +18,9 @@ from litestar.testing import AsyncTestClient
 from socle_devstack.processes import free_port
 from socle_tenancy.app import create_app
 from socle_tenancy.domain.isolation.services import dsn
-from tests.tenancy.conftest import assert_problem
+from tests.tenancy.conftest import assert_problem, first_admin
 
 pytestmark = pytest.mark.usefixtures("demo_epci")
-
-INSEE = "30324"
-REQUEST = {"first_admin_email": "mairie@souvignargues.test.socle.fr", "email_domains": ["souvignargues.test.socle.fr"]}
 
 
 async def accounts_of(database, tenant_id: str) -> list[dict[str, object]]:
@@ -45,12 +42,13 @@ def states(body: dict[str, object]) -> dict[str, str]:
 
 
 async def test_the_metering_step_fails_clearly_until_billing_is_there_then_a_retry_completes(
-    tenancy_settings, operator, kc_admin, billing_url, database
+    tenancy_settings, operator, kc_admin, billing_url, database, free_commune
 ) -> None:
+    insee, request = free_commune.insee, first_admin(free_commune)
     # 1. Billing not configured: the step fails and says what to set; nothing is skipped.
     async with AsyncTestClient(create_app(tenancy_settings(billing_url=None))) as client:
         body = assert_problem(
-            await client.post(f"/v1/tenants/{INSEE}/onboarding", json=REQUEST, headers=operator),
+            await client.post(f"/v1/tenants/{insee}/onboarding", json=request, headers=operator),
             503,
             "billing-not-configured",
         )
@@ -73,7 +71,7 @@ async def test_the_metering_step_fails_clearly_until_billing_is_there_then_a_ret
     down = f"http://127.0.0.1:{free_port()}"
     async with AsyncTestClient(create_app(tenancy_settings(billing_url=down, billing_attempts=2))) as client:
         body = assert_problem(
-            await client.post(f"/v1/tenants/{INSEE}/onboarding", headers=operator), 503, "billing-error"
+            await client.post(f"/v1/tenants/{insee}/onboarding", headers=operator), 503, "billing-error"
         )
         assert down in body["detail"]
         assert "2 attempt(s)" in body["detail"]
@@ -85,7 +83,7 @@ async def test_the_metering_step_fails_clearly_until_billing_is_there_then_a_ret
 
     # 3. Billing there: the retry resumes at the failed step and completes.
     async with AsyncTestClient(create_app(tenancy_settings())) as client:
-        done = await client.post(f"/v1/tenants/{INSEE}/onboarding", headers=operator)
+        done = await client.post(f"/v1/tenants/{insee}/onboarding", headers=operator)
         assert done.status_code == 200, done.text
         body = done.json()
         assert body["completed"] is True
@@ -104,19 +102,19 @@ async def test_the_metering_step_fails_clearly_until_billing_is_there_then_a_ret
         assert step["last_error"] is None
         account = step["result"]
         assert account["tenant_id"] == tenant_id
-        assert account["tenant_key"] == f"commune-{INSEE}"
+        assert account["tenant_key"] == f"commune-{insee}"
         assert account["kind"] == "commune"
         assert account["status"] == "open"
 
         # 4. Onboarding again changes nothing: one account, the step not redone.
-        again = (await client.post(f"/v1/tenants/{INSEE}/onboarding", headers=operator)).json()
+        again = (await client.post(f"/v1/tenants/{insee}/onboarding", headers=operator)).json()
         assert next(s for s in again["steps"] if s["step"] == "metering_account")["attempts"] == 3
     assert await accounts_of(database, tenant_id) == [
-        {"tenant_id": tenant_id, "tenant_key": f"commune-{INSEE}", "kind": "commune", "status": "open"}
+        {"tenant_id": tenant_id, "tenant_key": f"commune-{insee}", "kind": "commune", "status": "open"}
     ]
 
     # The account, through billing's API: the tenant reads its own, another tenant gets a 404.
-    own = kc_admin.create_client(roles=("commune-admin",), organization=(f"commune-{INSEE}", uuid.UUID(tenant_id)))
+    own = kc_admin.create_client(roles=("commune-admin",), organization=(f"commune-{insee}", uuid.UUID(tenant_id)))
     other = kc_admin.create_client(
         roles=("commune-admin",), organization=(f"commune-{uuid.uuid4().hex[:8]}", uuid.uuid4())
     )
@@ -134,4 +132,4 @@ async def test_the_metering_step_fails_clearly_until_billing_is_there_then_a_ret
         )
         assert theirs.status_code == 404
         assert theirs.headers["content-type"].startswith("application/problem+json")
-        assert f"commune-{INSEE}" not in theirs.text
+        assert f"commune-{insee}" not in theirs.text

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from tests.tenancy.conftest import DEMO_SIREN, assert_problem
+import pytest
+
+from socle_tenancy.domain.reference.catalogue import MemberCommune
+from tests.tenancy.conftest import DEMO_SIREN, assert_problem, first_admin
+
+
+@pytest.fixture(scope="module")
+def crespian(commune_pool) -> MemberCommune:
+    """The commune this module's registry tests onboard (idempotently, each test again): no other module's."""
+    return commune_pool.take()
 
 
 async def test_registering_the_epci_prefills_its_member_communes_and_is_idempotent(tenancy, operator) -> None:
@@ -71,10 +80,8 @@ async def test_a_commune_agent_may_not_register_or_list(tenancy, agent) -> None:
     assert_problem(await tenancy.get("/v1/tenants", headers=agent), 403, "forbidden")
 
 
-async def test_tenants_are_listed_by_page(tenancy, operator, demo_epci) -> None:
-    await tenancy.post(
-        "/v1/tenants/30098/onboarding", json={"first_admin_email": "mairie@crespian.test.socle.fr"}, headers=operator
-    )
+async def test_tenants_are_listed_by_page(tenancy, operator, demo_epci, crespian) -> None:
+    await tenancy.post(f"/v1/tenants/{crespian.insee}/onboarding", json=first_admin(crespian), headers=operator)
     page = (await tenancy.get("/v1/tenants", params={"limit": 1}, headers=operator)).json()
     assert page["limit"] == 1
     assert page["offset"] == 0
@@ -88,43 +95,43 @@ async def test_tenants_are_listed_by_page(tenancy, operator, demo_epci) -> None:
     communes = (
         await tenancy.get("/v1/tenants", params={"kind": "commune", "status": "active"}, headers=operator)
     ).json()
-    assert "commune-30098" in {t["key"] for t in communes["items"]}
+    assert f"commune-{crespian.insee}" in {t["key"] for t in communes["items"]}
     bad = assert_problem(
         await tenancy.get("/v1/tenants", params={"limit": 0}, headers=operator), 422, "validation-error"
     )
     assert any("limit" in e["field"] for e in bad["errors"])
 
 
-async def test_a_tenant_is_found_by_id_key_or_insee_and_unknown_is_404(tenancy, operator, demo_epci) -> None:
-    await tenancy.post(
-        "/v1/tenants/30098/onboarding", json={"first_admin_email": "mairie@crespian.test.socle.fr"}, headers=operator
-    )
-    by_key = (await tenancy.get("/v1/tenants/commune-30098", headers=operator)).json()
-    by_insee = (await tenancy.get("/v1/tenants/30098", headers=operator)).json()
+async def test_a_tenant_is_found_by_id_key_or_insee_and_unknown_is_404(tenancy, operator, demo_epci, crespian) -> None:
+    await tenancy.post(f"/v1/tenants/{crespian.insee}/onboarding", json=first_admin(crespian), headers=operator)
+    by_key = (await tenancy.get(f"/v1/tenants/commune-{crespian.insee}", headers=operator)).json()
+    by_insee = (await tenancy.get(f"/v1/tenants/{crespian.insee}", headers=operator)).json()
     by_id = (await tenancy.get(f"/v1/tenants/{by_key['tenant']['id']}", headers=operator)).json()
     assert by_key == by_insee == by_id
     assert by_id["completed"] is True
     assert_problem(await tenancy.get(f"/v1/tenants/{uuid.uuid4()}", headers=operator), 404, "not-found")
 
 
-async def test_a_commune_reads_its_own_registry_row_and_not_another(tenancy, operator, kc_admin, demo_epci) -> None:
+async def test_a_commune_reads_its_own_registry_row_and_not_another(
+    tenancy, operator, kc_admin, demo_epci, crespian
+) -> None:
     onboarded = await tenancy.post(
-        "/v1/tenants/30098/onboarding", json={"first_admin_email": "mairie@crespian.test.socle.fr"}, headers=operator
+        f"/v1/tenants/{crespian.insee}/onboarding", json=first_admin(crespian), headers=operator
     )
-    crespian = onboarded.json()["tenant"]
-    client = kc_admin.create_client(roles=("commune-admin",), organization=(crespian["key"], uuid.UUID(crespian["id"])))
+    tenant = onboarded.json()["tenant"]
+    client = kc_admin.create_client(roles=("commune-admin",), organization=(tenant["key"], uuid.UUID(tenant["id"])))
     headers = {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
-    own = await tenancy.get(f"/v1/tenants/{crespian['id']}", headers=headers)
+    own = await tenancy.get(f"/v1/tenants/{tenant['id']}", headers=headers)
     assert own.status_code == 200, own.text
     epci = demo_epci["tenant"]["id"]
     assert_problem(await tenancy.get(f"/v1/tenants/{epci}", headers=headers), 404, "not-found")
 
 
 async def test_suspending_disables_the_organization_and_reactivating_enables_it(
-    tenancy, operator, kc_admin, demo_epci
+    tenancy, operator, kc_admin, demo_epci, free_commune
 ) -> None:
     onboarded = await tenancy.post(
-        "/v1/tenants/30114/onboarding", json={"first_admin_email": "mairie@fontanes.test.socle.fr"}, headers=operator
+        f"/v1/tenants/{free_commune.insee}/onboarding", json=first_admin(free_commune), headers=operator
     )
     assert onboarded.status_code == 200, onboarded.text
     tenant = onboarded.json()["tenant"]
@@ -145,7 +152,9 @@ async def test_suspending_disables_the_organization_and_reactivating_enables_it(
         "conflict",
     )
     assert "suspended" in again["detail"]
-    onboarding = assert_problem(await tenancy.post("/v1/tenants/30114/onboarding", headers=operator), 409, "conflict")
+    onboarding = assert_problem(
+        await tenancy.post(f"/v1/tenants/{free_commune.insee}/onboarding", headers=operator), 409, "conflict"
+    )
     assert "suspended" in onboarding["detail"]
 
     back = await tenancy.post(f"/v1/tenants/{tenant['id']}/reactivate", json={"reason": "paid"}, headers=operator)
@@ -186,18 +195,18 @@ async def test_the_admin_of_this_epci_manages_it_and_another_epci_admin_does_not
 
 
 async def test_a_commune_cannot_tell_which_communes_are_onboarded(
-    tenancy, operator, kc_admin, demo_epci, other_epci_admin
+    tenancy, operator, kc_admin, demo_epci, other_epci_admin, crespian
 ) -> None:
     """Every INSEE code of the EPCI, ids and keys, existing or not: one answer for everything not the caller's."""
     onboarded = await tenancy.post(
-        "/v1/tenants/30098/onboarding", json={"first_admin_email": "mairie@crespian.test.socle.fr"}, headers=operator
+        f"/v1/tenants/{crespian.insee}/onboarding", json=first_admin(crespian), headers=operator
     )
-    crespian = onboarded.json()["tenant"]
-    client = kc_admin.create_client(roles=("commune-admin",), organization=(crespian["key"], uuid.UUID(crespian["id"])))
+    tenant = onboarded.json()["tenant"]
+    client = kc_admin.create_client(roles=("commune-admin",), organization=(tenant["key"], uuid.UUID(tenant["id"])))
     admin = {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
     epci = demo_epci["tenant"]
-    members = [c["insee_code"] for c in demo_epci["candidates"] if c["insee_code"] != "30098"]
-    others = [c["tenant_id"] for c in demo_epci["candidates"] if c["tenant_id"] not in (None, crespian["id"])]
+    members = [c["insee_code"] for c in demo_epci["candidates"] if c["insee_code"] != crespian.insee]
+    others = [c["tenant_id"] for c in demo_epci["candidates"] if c["tenant_id"] not in (None, tenant["id"])]
     existing = [epci["id"], epci["key"], *others]
     absent = [str(uuid.uuid4()), "01001", "commune-01001", "epci-200000172"]
     answers = {}
@@ -209,11 +218,13 @@ async def test_a_commune_cannot_tell_which_communes_are_onboarded(
             answers[path] = body
     assert len({tuple(sorted(b.items())) for b in answers.values()}) == 1, answers
     assert next(iter(answers.values()))["detail"] == "aucun tenant de ce nom"
-    assert (await tenancy.get("/v1/tenants/30098", headers=admin)).status_code == 200  # its own, by INSEE code
+    assert (
+        await tenancy.get(f"/v1/tenants/{crespian.insee}", headers=admin)
+    ).status_code == 200  # its own, by INSEE code
 
     # Another EPCI's admin: the same refusal whether the tenant exists or not.
     refusals = set()
-    for ref in (epci["id"], "30098", str(uuid.uuid4()), "01001"):
+    for ref in (epci["id"], crespian.insee, str(uuid.uuid4()), "01001"):
         for method, suffix, body in (("PATCH", "", {"name": "X"}), ("PATCH", "/quotas", {"max_devices": 1})):
             response = await tenancy.request(method, f"/v1/tenants/{ref}{suffix}", json=body, headers=other_epci_admin)
             problem = assert_problem(response, 404, "not-found")

@@ -1,6 +1,6 @@
 """Changing an onboarded tenant: its quotas, its name, its e-mail domains (what ``socle-tenants apply`` uses).
 
-Parignargues (30193) is used by no other test.
+The commune changed is taken from the pool (``free_commune``): no other test touches it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 from tests.tenancy.conftest import assert_problem
 
 pytestmark = pytest.mark.usefixtures("demo_epci")
-INSEE = "30193"
 
 
 def bearer(kc_admin, role: str, organization: tuple[str, str]) -> dict[str, str]:
@@ -20,12 +19,15 @@ def bearer(kc_admin, role: str, organization: tuple[str, str]) -> dict[str, str]
     return {"Authorization": f"Bearer {kc_admin.token(client)['access_token']}"}
 
 
-async def test_quotas_name_and_domains_change_and_bad_input_changes_nothing(tenancy, operator, agent, kc_admin) -> None:
+async def test_quotas_name_and_domains_change_and_bad_input_changes_nothing(
+    tenancy, operator, agent, kc_admin, free_commune
+) -> None:
+    insee, domain, new_name = free_commune.insee, f"c{free_commune.insee}.test.socle.fr", f"{free_commune.name} (Gard)"
     onboarded = await tenancy.post(
-        f"/v1/tenants/{INSEE}/onboarding",
+        f"/v1/tenants/{insee}/onboarding",
         json={
-            "first_admin_email": "mairie@parignargues.test.socle.fr",
-            "email_domains": ["parignargues.test.socle.fr"],
+            "first_admin_email": f"mairie@{domain}",
+            "email_domains": [domain],
         },
         headers=operator,
     )
@@ -63,22 +65,23 @@ async def test_quotas_name_and_domains_change_and_bad_input_changes_nothing(tena
     renamed = await tenancy.patch(
         path,
         json={
-            "name": "Parignargues (Gard)",
-            "email_domains": ["parignargues.test.socle.fr", " mairie.parignargues.test.socle.fr"],
+            "name": new_name,
+            "email_domains": [domain, f" mairie.{domain}"],
         },
         headers=operator,
     )
     assert renamed.status_code == 200, renamed.text
-    assert renamed.json()["name"] == "Parignargues (Gard)"
-    assert renamed.json()["email_domains"] == ["parignargues.test.socle.fr", "mairie.parignargues.test.socle.fr"]
+    assert renamed.json()["name"] == new_name
+    assert renamed.json()["email_domains"] == [domain, f"mairie.{domain}"]
     organization = kc_admin.request("GET", f"/organizations/{tenant['keycloak_organization_id']}").json()
     assert {d["name"] for d in organization["domains"]} == set(renamed.json()["email_domains"])
 
     assert_problem(await tenancy.patch(path, json={}, headers=operator), 422, "validation-error")
     assert_problem(await tenancy.patch(path, json={"name": ""}, headers=operator), 422, "validation-error")
-    assert (await tenancy.get(path, headers=operator)).json()["tenant"]["name"] == "Parignargues (Gard)"
+    assert (await tenancy.get(path, headers=operator)).json()["tenant"]["name"] == new_name
 
 
-async def test_a_commune_that_is_not_a_tenant_has_no_quotas(tenancy, operator) -> None:
-    body = assert_problem(await tenancy.get("/v1/tenants/30244/quotas", headers=operator), 404, "not-found")
-    assert "30244" in body["detail"]
+async def test_a_commune_that_is_not_a_tenant_has_no_quotas(tenancy, operator, untouched_commune) -> None:
+    insee = untouched_commune.insee
+    body = assert_problem(await tenancy.get(f"/v1/tenants/{insee}/quotas", headers=operator), 404, "not-found")
+    assert insee in body["detail"]
