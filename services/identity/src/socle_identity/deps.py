@@ -35,7 +35,7 @@ def provide_tenant_admin(request: Request[Principal, Any, Any]) -> TenantAdmin:
     tenant = principal.require_tenant()
     principal.require_role(*SERVICE_ACCOUNT_ADMIN_ROLES)
     if principal.organization is None:  # a tenant comes from exactly one organization; never otherwise
-        raise Forbidden("this token names a tenant without its organization")
+        raise Forbidden("ce jeton désigne une collectivité sans son organisation")
     return TenantAdmin(tenant, principal.organization, principal.subject)
 
 
@@ -43,7 +43,7 @@ def provide_keycloak(state: State) -> KeycloakAdminClient:
     client: KeycloakAdminClient | None = state.get("keycloak")
     if client is None:
         raise ServiceUnavailable(
-            "the identity service cannot manage Keycloak: set SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET"
+            "le service d'identité ne peut pas gérer Keycloak : définissez SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET"
         )
     return client
 
@@ -71,4 +71,4 @@ def keycloak_lifespan(settings: IdentitySettings) -> Any:
 
 
 class IdentityProviderRefused(Problem):
-    status, slug, title = 502, "identity-provider-refused", "The identity provider refused the change"
+    status, slug, title = 502, "identity-provider-refused", "Le fournisseur d'identité a refusé la modification"

@@ -21,7 +21,7 @@ def require_epci_admin(principal: Principal, epci_siren: str) -> None:
     if principal.has_any_role("operator"):
         return
     if principal.organization is not None and principal.organization != f"epci-{epci_siren}":
-        raise NotFound(f"no EPCI with SIREN {epci_siren} is administered by this account")
+        raise NotFound(f"aucun EPCI de SIREN {epci_siren} n'est administré par ce compte")
 
 
 def require_registry_reader(principal: Principal) -> None:

@@ -22,7 +22,7 @@ class AuditFeedController(Controller):
     @post("/sync", status_code=200, summary="Import Keycloak's login, token and admin events into the audit log")
     async def sync(self, request: Request[Principal, Any, Any], state: State) -> AuditFeedReport:
         require_platform_caller(request.user, state.settings)
-        feed: AuditFeed = job_of(state, "audit_feed", "read Keycloak's events")
+        feed: AuditFeed = job_of(state, "audit_feed", "lire les événements de Keycloak")
         with keycloak_problems():
             return await feed.run()
 

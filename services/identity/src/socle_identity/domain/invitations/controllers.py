@@ -22,7 +22,7 @@ class InvitationController(Controller):
     @post("/sync", status_code=200, summary="Give accepted invitations their membership and role, expire the others")
     async def sync(self, request: Request[Principal, Any, Any], state: State) -> InvitationReport:
         require_platform_caller(request.user, state.settings)
-        job: InvitationSync = job_of(state, "invitations", "manage Keycloak")
+        job: InvitationSync = job_of(state, "invitations", "gérer Keycloak")
         with keycloak_problems():
             return await job.run()
 

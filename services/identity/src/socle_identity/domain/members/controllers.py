@@ -36,7 +36,7 @@ def provide_member_reader(request: Request[Principal, Any, Any]) -> TenantAdmin:
     tenant = principal.require_tenant()
     principal.require_role(*MEMBER_READER_ROLES)
     if principal.organization is None:
-        raise Forbidden("this token names a tenant without its organization")
+        raise Forbidden("ce jeton désigne une collectivité sans son organisation")
     return TenantAdmin(tenant, principal.organization, principal.subject)
 
 

@@ -22,7 +22,7 @@ class PlacementController(Controller):
     @post("/sync", status_code=200, summary="Place agents brokered from ProConnect in their commune, by SIRET")
     async def sync(self, request: Request[Principal, Any, Any], state: State) -> PlacementReport:
         require_platform_caller(request.user, state.settings)
-        placement: PlacementSync = job_of(state, "placement", "manage Keycloak")
+        placement: PlacementSync = job_of(state, "placement", "gérer Keycloak")
         with keycloak_problems():
             return await placement.run()
 
