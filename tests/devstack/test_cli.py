@@ -123,7 +123,7 @@ def check_stack_file(state: Path, issuer: str, ports: dict[str, int], env: dict[
         check=False,
     )
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "Nothing to do: the platform matches the declaration." in applied.stdout
+    assert "Rien à faire : la plateforme correspond à la déclaration." in applied.stdout
     assert f"[socle] plateforme locale de {state} : SOCLE_TENANTS_API, SOCLE_TENANTS_ISSUER" in applied.stderr
 
 

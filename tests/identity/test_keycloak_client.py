@@ -54,7 +54,7 @@ async def test_an_alias_bound_to_another_tenant_is_a_conflict(platform_keycloak)
     orgs = Organizations(platform_keycloak)
     alias = _alias()
     await orgs.ensure(alias, name=alias, tenant_id=uuid.uuid4())
-    with pytest.raises(KeycloakConflict, match="belongs to tenant"):
+    with pytest.raises(KeycloakConflict, match="appartient à la collectivité"):
         await orgs.ensure(alias, name=alias, tenant_id=uuid.uuid4())
 
 

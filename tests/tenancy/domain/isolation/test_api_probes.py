@@ -33,9 +33,9 @@ OWNER_VIEW = {
 }
 REFUSAL = {
     "type": "urn:socle:problem:not-found",
-    "title": "Not Found",
+    "title": "Ressource introuvable",
     "status": 404,
-    "detail": "no audit log of this tenant for this account",
+    "detail": "aucun journal d'audit de cette collectivité pour ce compte",
     "instance": f"/v1/audit/entries?tenant={TARGET}",
 }
 

@@ -77,7 +77,7 @@ async def test_a_conflict_is_not_retried_and_keeps_billings_detail(client, datab
     transport = Faults()
     billing = client(transport)
     other_key = tenant.alias[:-4] + ("A" if tenant.alias[-4] == "B" else "B") + tenant.alias[-3:]
-    with pytest.raises(BillingConflict, match=f"already has a metering account for {tenant.alias}"):
+    with pytest.raises(BillingConflict, match=f"a déjà un compte de consommation pour {tenant.alias}"):
         await billing.open_metering_account(str(tenant.id), other_key, "commune")  # its account has another key
     await billing.aclose()
     assert [c.answer for c in transport.calls] == [409]

@@ -404,9 +404,9 @@ class MemberService:
             if len(reps) < _SCAN_PAGE:
                 break
             first += _SCAN_PAGE
-        who = "vous-même" if user_id == self.admin.subject else "ce membre"
+        what = f"vous {verb}" if user_id == self.admin.subject else f"{verb} ce membre"
         raise Conflict(
-            f"impossible de {verb} {who} : c'est le dernier commune-admin de la commune ; "
+            f"impossible de {what} : c'est le dernier commune-admin de la commune ; "
             "nommez d'abord un autre membre commune-admin",
             user_id=user_id,
         )
