@@ -152,7 +152,7 @@ async def test_service_account_client_is_bound_to_its_tenant(platform_keycloak, 
 
 async def test_wrong_platform_secret_is_an_auth_error(keycloak) -> None:
     async with KeycloakAdminClient(keycloak.url, "socle", "socle-platform", "wrong") as client:
-        with pytest.raises(KeycloakAuthError, match="cannot get a token"):
+        with pytest.raises(KeycloakAuthError, match="n'obtient pas de jeton"):
             await Organizations(client).get("commune-00000")
 
 

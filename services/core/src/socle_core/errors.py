@@ -263,8 +263,10 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def _validation_detail(errors: Sequence[Mapping[str, Any]]) -> str:
-    fields = ", ".join(str(error["field"]) for error in errors)
-    return f"champ(s) invalide(s) : {fields}" if fields else _HTTP_TEXTS[422][1]
+    fields = [str(error["field"]) for error in errors]
+    if len(fields) > 1:
+        return f"la requête a {len(fields)} champs invalides : {', '.join(fields)}"
+    return f"la requête a un champ invalide : {fields[0]}" if fields else _HTTP_TEXTS[422][1]
 
 
 def _litestar_detail(status: int, detail: str) -> str:

@@ -56,7 +56,7 @@ class KeycloakAdmin:
             settings.keycloak_client_id,
             secret.get_secret_value() if secret is not None else "",
             admin_url=settings.effective_keycloak_admin_url,
-            credentials_hint="SOCLE_TENANCY_KEYCLOAK_CLIENT_ID and SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET",
+            credentials_hint="SOCLE_TENANCY_KEYCLOAK_CLIENT_ID et SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET",
             timeout_seconds=settings.keycloak_timeout_seconds,
             transport=transport,
         )
