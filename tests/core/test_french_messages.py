@@ -25,17 +25,22 @@ from tests.support.keycloak_admin import create_commune
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 #: Words of English sentences that no French message uses.
-ENGLISH = frozenset(
+ENGLISH = _words(
     "the is are was were no not this that these of to for with must cannot can has have had already only "
     "found invalid unknown refused expected should does did your you it its be by been failed missing "
-    "required allowed please give set there which when while conflict forbidden request requests error input "
-    "unavailable authentication bad internal login unsupported media large too many header fields".split()
+    "required allowed please give set there which when while conflict forbidden request requests error "
+    "input unavailable authentication bad internal login unsupported media large too many header fields"
 )
 #: Words and letters only French sentences have.
-FRENCH = frozenset(
-    "le la les un une des du de d l aucun aucune pas est sont doit ce cette ces vous votre vos ne n et ou "
-    "pour avec sans dans sur qu que qui il elle son sa ses au aux".split()
+FRENCH = _words(
+    "le la les un une des du de d l aucun aucune pas est sont doit ce cette ces vous votre vos ne n et "
+    "ou pour avec sans dans sur qu que qui il elle son sa ses au aux"
 )
 _ACCENTS = re.compile(r"[àâçéèêëîïôûùüœ]", re.IGNORECASE)
 #: What is not prose: placeholders, quoted values, identifiers (snake_case, kebab-case, dotted,
