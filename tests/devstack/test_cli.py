@@ -80,7 +80,7 @@ def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
         check=False,
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "Nothing to do" in again.stdout
+    assert "Rien à faire" in again.stdout
     # make up configures everything the isolation evidence report needs: it runs and passes.
     report = httpx.post(
         f"{tenancy_url}/v1/isolation/reports",
@@ -249,7 +249,7 @@ def check_demo_logins(banner: str, issuer: str, tenancy_url: str, state: Path) -
         check=False,
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "Nothing to do" in again.stdout
+    assert "Rien à faire" in again.stdout
 
 
 @pytest.fixture

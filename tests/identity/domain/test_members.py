@@ -407,7 +407,7 @@ async def test_the_last_commune_admin_cannot_be_demoted_or_removed(
         await identity.delete(f"/v1/members/{second['id']}", headers=admin),
     ):
         body = assert_problem(response, 409, "conflict")
-        assert "last commune-admin" in body["detail"]
+        assert "dernier commune-admin" in body["detail"]
     assert _realm_roles(kc_admin, second["id"]) & {"commune-admin", "commune-agent"} == {"commune-admin"}
     assert second["id"] in {m["id"] for m in await _members(identity, admin)}
 
@@ -455,7 +455,7 @@ async def test_a_shared_members_role_is_not_changed_by_one_commune(
     response = await identity.put(
         f"/v1/members/{shared['id']}/role", json={"role": "commune-admin"}, headers=token_of(tenant_b)
     )
-    assert "another commune" in assert_problem(response, 409, "conflict")["detail"]
+    assert "une autre commune" in assert_problem(response, 409, "conflict")["detail"]
     assert "commune-admin" not in _realm_roles(kc_admin, shared["id"])
 
 

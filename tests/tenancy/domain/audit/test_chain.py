@@ -389,7 +389,7 @@ async def test_a_cut_tail_with_its_head_rolled_back_verifies_but_not_against_a_s
     assert await _kinds(scratch, tenant) == []  # consistent: the database alone cannot tell
     verdict = await verify(create_session_maker(scratch.app), [tenant], _anchors(heads, signer))
     assert [(f.seq, f.kind) for f in verdict.findings] == [(5, "anchor_missing")]
-    assert "now ends at entry 3" in verdict.findings[0].detail
+    assert "s'arrête maintenant à l'entrée 3" in verdict.findings[0].detail
     assert "la tête signée le" in verdict.findings[0].detail
 
 

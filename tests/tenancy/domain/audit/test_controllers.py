@@ -116,7 +116,7 @@ async def test_bad_filters_are_clear_errors(tenancy, auditor, chain) -> None:
         422,
         "validation-error",
     )
-    assert "before" in window["detail"]
+    assert "précéder" in window["detail"]
 
 
 async def test_agents_and_partners_may_not_read_the_log(tenancy, kc_admin, chain) -> None:

@@ -102,7 +102,7 @@ def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operat
     applied = socle_tenants("apply", file, env=cli_env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert f"onboarding de commune-{CANNES}" in applied.stdout
-    assert "] done (200)" in applied.stdout
+    assert "] fait (200)" in applied.stdout
     assert "modification(s) appliquée(s)." in applied.stdout
     tenants = registry(tenancy_url, operator)
     epci = tenants[f"epci-{DEMO['epci']['siren']}"]
@@ -120,7 +120,7 @@ def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operat
     again = socle_tenants("apply", file, "--output", "json", env=cli_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["changes"] == []
-    assert "Nothing to do" in again.stderr
+    assert "Rien à faire" in again.stderr
 
     # The file changes: quotas, name and domains are updated, nothing else.
     changed = declaration(
