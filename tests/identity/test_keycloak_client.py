@@ -188,7 +188,7 @@ async def test_server_errors_and_connection_failures_are_retried(keycloak, crede
 async def test_persistent_failure_is_unavailable_after_the_last_attempt(keycloak, credentials) -> None:
     faults = Faults(*[httpx.ReadTimeout] * 3, method="GET", path="/admin/realms/socle/organizations")
     async with _platform(keycloak, credentials, faults) as client:
-        with pytest.raises(KeycloakUnavailable, match="after 3 attempts: ReadTimeout"):
+        with pytest.raises(KeycloakUnavailable, match="après 3 tentatives : ReadTimeout"):
             await Organizations(client).get(_alias())
     assert faults.injected == 3
     assert [c.answer for c in faults.calls] == [200, "ReadTimeout", "ReadTimeout", "ReadTimeout"]  # the token, real
