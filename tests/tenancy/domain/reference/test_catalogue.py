@@ -329,9 +329,9 @@ def test_reference_check_catches_what_the_schema_cannot(demo: dict[str, Any], ca
         "/communes/1/first_admin_email",
         "/communes/2/first_admin_email",
     }
-    assert "member of EPCI 242010056" in issues["/communes/4/insee"]
-    assert "already declared at /communes/0" in issues["/communes/5/insee"]
-    assert "already claimed at /communes/0/email_domains/0" in issues["/communes/1/email_domains/0"]
+    assert "membre de l'EPCI 242010056" in issues["/communes/4/insee"]
+    assert "déjà déclarée en /communes/0" in issues["/communes/5/insee"]
+    assert "déjà revendiqué en /communes/0/email_domains/0" in issues["/communes/1/email_domains/0"]
 
 
 def test_reference_check_allows_an_epci_agent_as_commune_admin(
