@@ -33,9 +33,9 @@ OWNER_VIEW = {
 }
 REFUSAL = {
     "type": "urn:socle:problem:not-found",
-    "title": "Ressource introuvable",
+    "title": "Not Found",
     "status": 404,
-    "detail": "aucun journal d'audit de cette collectivité pour ce compte",
+    "detail": "no audit log of this tenant for this account",
     "instance": f"/v1/audit/entries?tenant={TARGET}",
 }
 
