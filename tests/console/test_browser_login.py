@@ -149,7 +149,7 @@ async def test_backchannel_logout_ends_the_console_session(
         id_token = open_tokens(value, row["id"], row["data"]["tokens"])["id_token"]
         refused = client.post("/auth/backchannel-logout", data={"logout_token": id_token})
         assert refused.status_code == 401
-        assert refused.json()["detail"] == "expected a Logout token"
+        assert refused.json()["detail"] == "un jeton Logout est attendu"
         assert client.get("/account").status_code == 200
 
     kc_admin.request("POST", f"/users/{agent.id}/logout")  # Keycloak calls the console back, then answers

@@ -84,17 +84,19 @@ def test_an_ended_session_asks_for_a_new_login(keycloak, kc_admin: KeycloakAdmin
     session.access_expires_at = 0
     store.save(session)
     kc_admin.request("POST", f"/users/{agent.id}/logout")  # e.g. an admin ended the person's sessions
-    with pytest.raises(login.LoginError, match=r"has ended .*run socle-login --issuer .* again"):
+    with pytest.raises(login.LoginError, match=r"a pris fin .*relancez socle-login --issuer "):
         login.access_token(keycloak.issuer, store=store)
 
 
 def test_no_session_and_a_file_others_can_read_are_refused(keycloak, store) -> None:
-    with pytest.raises(login.LoginError, match=f"no login for {keycloak.issuer} on this machine: run socle-login"):
+    with pytest.raises(
+        login.LoginError, match=f"aucune connexion à {keycloak.issuer} sur cette machine : lancez socle-login"
+    ):
         login.access_token(keycloak.issuer, store=store)
     store.path.parent.mkdir(parents=True)
     store.path.write_text(json.dumps({}))
     store.path.chmod(0o644)
-    with pytest.raises(login.LoginError, match="can be read by other users"):
+    with pytest.raises(login.LoginError, match="est lisible par d'autres comptes"):
         login.access_token(keycloak.issuer, store=store)
 
 

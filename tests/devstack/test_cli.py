@@ -80,7 +80,7 @@ def check_demo_epci(state: Path, issuer: str, tenancy_url: str) -> None:
         check=False,
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "Nothing to do" in again.stdout
+    assert "Rien à faire" in again.stdout
     # make up configures everything the isolation evidence report needs: it runs and passes.
     report = httpx.post(
         f"{tenancy_url}/v1/isolation/reports",
@@ -123,7 +123,7 @@ def check_stack_file(state: Path, issuer: str, ports: dict[str, int], env: dict[
         check=False,
     )
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert "Nothing to do: the platform matches the declaration." in applied.stdout
+    assert "Rien à faire : la plateforme correspond à la déclaration." in applied.stdout
     assert f"[socle] plateforme locale de {state} : SOCLE_TENANTS_API, SOCLE_TENANTS_ISSUER" in applied.stderr
 
 
@@ -249,7 +249,7 @@ def check_demo_logins(banner: str, issuer: str, tenancy_url: str, state: Path) -
         check=False,
     )
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "Nothing to do" in again.stdout
+    assert "Rien à faire" in again.stdout
 
 
 @pytest.fixture

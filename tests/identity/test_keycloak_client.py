@@ -54,7 +54,7 @@ async def test_an_alias_bound_to_another_tenant_is_a_conflict(platform_keycloak)
     orgs = Organizations(platform_keycloak)
     alias = _alias()
     await orgs.ensure(alias, name=alias, tenant_id=uuid.uuid4())
-    with pytest.raises(KeycloakConflict, match="belongs to tenant"):
+    with pytest.raises(KeycloakConflict, match="appartient à la collectivité"):
         await orgs.ensure(alias, name=alias, tenant_id=uuid.uuid4())
 
 
@@ -152,7 +152,7 @@ async def test_service_account_client_is_bound_to_its_tenant(platform_keycloak, 
 
 async def test_wrong_platform_secret_is_an_auth_error(keycloak) -> None:
     async with KeycloakAdminClient(keycloak.url, "socle", "socle-platform", "wrong") as client:
-        with pytest.raises(KeycloakAuthError, match="cannot get a token"):
+        with pytest.raises(KeycloakAuthError, match="n'obtient pas de jeton"):
             await Organizations(client).get("commune-00000")
 
 
@@ -188,7 +188,7 @@ async def test_server_errors_and_connection_failures_are_retried(keycloak, crede
 async def test_persistent_failure_is_unavailable_after_the_last_attempt(keycloak, credentials) -> None:
     faults = Faults(*[httpx.ReadTimeout] * 3, method="GET", path="/admin/realms/socle/organizations")
     async with _platform(keycloak, credentials, faults) as client:
-        with pytest.raises(KeycloakUnavailable, match="after 3 attempts: ReadTimeout"):
+        with pytest.raises(KeycloakUnavailable, match="après 3 tentatives : ReadTimeout"):
             await Organizations(client).get(_alias())
     assert faults.injected == 3
     assert [c.answer for c in faults.calls] == [200, "ReadTimeout", "ReadTimeout", "ReadTimeout"]  # the token, real

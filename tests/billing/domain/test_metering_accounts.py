@@ -97,7 +97,7 @@ async def test_conflicting_openings_change_nothing(billing, platform, database) 
         422,
         "validation-error",
     )
-    assert taken["detail"] == f"le tenant {other_id} a la clé {other_own_key} dans le registre, pas {key}"
+    assert taken["detail"] == f"la collectivité {other_id} a la clé {other_own_key} dans le registre, pas {key}"
     assert [e["field"] for e in taken["errors"]] == ["body.tenant_key"]
     assert (await billing.get(url, headers=platform)).json()["tenant_key"] == key
     assert_problem(await billing.get(f"/v1/metering-accounts/{other_id}", headers=platform), 404, "not-found")
@@ -115,7 +115,7 @@ async def test_no_account_opens_for_a_tenant_the_registry_does_not_hold(billing,
                 404,
                 "not-found",
             )
-            assert refused["detail"].startswith(f"aucun tenant {tenant_id} dans le registre")
+            assert refused["detail"].startswith(f"aucune collectivité {tenant_id} dans le registre")
             assert refused["tenant_id"] == str(tenant_id)
         assert_problem(await billing.get(f"/v1/metering-accounts/{tenant_id}", headers=platform), 404, "not-found")
         directory = "SELECT 1 FROM billing.metering_account_directory WHERE account_of = $1"

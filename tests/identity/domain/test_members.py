@@ -407,7 +407,7 @@ async def test_the_last_commune_admin_cannot_be_demoted_or_removed(
         await identity.delete(f"/v1/members/{second['id']}", headers=admin),
     ):
         body = assert_problem(response, 409, "conflict")
-        assert "last commune-admin" in body["detail"]
+        assert "dernier commune-admin" in body["detail"]
     assert _realm_roles(kc_admin, second["id"]) & {"commune-admin", "commune-agent"} == {"commune-admin"}
     assert second["id"] in {m["id"] for m in await _members(identity, admin)}
 
@@ -422,7 +422,7 @@ async def test_an_admin_who_is_the_last_one_cannot_demote_themselves(
     await Organizations(platform_keycloak).add_member(tenant.alias, myself)
     response = await identity.put(f"/v1/members/{myself}/role", json={"role": "commune-agent"}, headers=admin)
     body = assert_problem(response, 409, "conflict")
-    assert body["detail"].startswith("cannot demote yourself")
+    assert body["detail"].startswith("impossible de vous rétrograder")
 
 
 async def test_removal_ends_the_membership_and_the_commune_roles(
@@ -455,7 +455,7 @@ async def test_a_shared_members_role_is_not_changed_by_one_commune(
     response = await identity.put(
         f"/v1/members/{shared['id']}/role", json={"role": "commune-admin"}, headers=token_of(tenant_b)
     )
-    assert "another commune" in assert_problem(response, 409, "conflict")["detail"]
+    assert "une autre commune" in assert_problem(response, 409, "conflict")["detail"]
     assert "commune-admin" not in _realm_roles(kc_admin, shared["id"])
 
 
@@ -473,7 +473,7 @@ async def test_another_communes_member_does_not_exist(
     ):
         body = assert_problem(response, 404, "not-found")
         assert of_b["email"] not in response.text
-        assert body["detail"] == "no member of your commune with this id"
+        assert body["detail"] == "aucun membre de votre commune avec cet identifiant"
     assert await _members(identity, admin_a) == []
     assert await _members(identity, admin_b) == [of_b]
     assert _realm_roles(kc_admin, of_b["id"]) & {"commune-admin", "commune-agent"} == {"commune-agent"}
@@ -543,7 +543,7 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(
             )
             assert sorted(r.status_code for r in responses) == [200, 409], [r.text for r in responses]
             refused = next(r for r in responses if r.status_code == 409)
-            assert "last commune-admin" in assert_problem(refused, 409, "conflict")["detail"]
+            assert "dernier commune-admin" in assert_problem(refused, 409, "conflict")["detail"]
             admins = [m for m in (first, second) if "commune-admin" in _realm_roles(kc_admin, m["id"])]
             assert len(admins) == 1
             # The same for a demotion racing a removal.

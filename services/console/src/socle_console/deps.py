@@ -44,7 +44,7 @@ def redirect_to_login(request: Request[Any, Any, Any], exc: LoginRequired) -> Re
 
 
 class CsrfRefused(Forbidden):
-    slug, title = "csrf-refused", "Form refused"
+    slug, title = "csrf-refused", "Formulaire refusé"
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,11 @@ def check_csrf(request: Request[Any, Any, Any], expected: str, submitted: str) -
     settings: ConsoleSettings = request.app.state.settings
     origin = request.headers.get("origin")
     if origin is not None and origin != settings.public_url:
-        raise CsrfRefused(f"this form was posted from {origin!r}, not from the console")
+        raise CsrfRefused(f"ce formulaire a été envoyé depuis {origin!r}, pas depuis la console")
     if not secrets.compare_digest(submitted.encode(), expected.encode()):
-        raise CsrfRefused("this form is stale or was not sent by the console: reload the page and try again")
+        raise CsrfRefused(
+            "ce formulaire est périmé ou n'a pas été envoyé par la console : rechargez la page et réessayez"
+        )
 
 
 def session_cookie(settings: ConsoleSettings, name: str, value: str, path: str, max_age: int) -> Cookie:
@@ -94,7 +96,7 @@ def login_cookie_name(settings: ConsoleSettings) -> str:
 def provide_oidc(state: State) -> OidcClient:
     oidc: OidcClient | None = state.get("oidc")
     if oidc is None:
-        raise ServiceUnavailable("login is not configured: set SOCLE_CONSOLE_OIDC_CLIENT_SECRET")
+        raise ServiceUnavailable("la connexion n'est pas configurée : définissez SOCLE_CONSOLE_OIDC_CLIENT_SECRET")
     return oidc
 
 

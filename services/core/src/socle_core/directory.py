@@ -61,7 +61,9 @@ class TenantBindings:
             async with self._engine.connect() as connection:
                 rows = await registered(connection, tenant_id=tenant_id, key=alias)
         except SQLAlchemyError as exc:
-            raise ServiceUnavailable("le registre des tenants est injoignable : le jeton ne peut être vérifié") from exc
+            raise ServiceUnavailable(
+                "le registre des collectivités est injoignable : le jeton ne peut être vérifié"
+            ) from exc
         self.lookups += 1
         agrees = all(row.id == tenant_id and row.key == alias for row in rows)
         if len(self._cache) >= self.max_entries:

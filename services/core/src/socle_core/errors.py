@@ -8,6 +8,7 @@ errors the list of offending fields with their location.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -33,7 +34,7 @@ class Problem(Exception):
 
     status: int = 400
     slug: str = "bad-request"
-    title: str = "Bad request"
+    title: str = "Requête illisible"
 
     def __init__(
         self,
@@ -58,25 +59,25 @@ class BadRequest(Problem):
 
 
 class UnsupportedMediaType(Problem):
-    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+    status, slug, title = 415, "unsupported-media-type", "Type de contenu non accepté"
 
 
 class NotFound(Problem):
     """Also what a caller gets for another tenant's resource: it does not exist for them."""
 
-    status, slug, title = 404, "not-found", "Not found"
+    status, slug, title = 404, "not-found", "Ressource introuvable"
 
 
 class Conflict(Problem):
-    status, slug, title = 409, "conflict", "Conflict"
+    status, slug, title = 409, "conflict", "Conflit"
 
 
 class Forbidden(Problem):
-    status, slug, title = 403, "forbidden", "Forbidden"
+    status, slug, title = 403, "forbidden", "Accès refusé"
 
 
 class Unauthenticated(Problem):
-    status, slug, title = 401, "unauthenticated", "Authentication required"
+    status, slug, title = 401, "unauthenticated", "Authentification requise"
 
     def __init__(self, detail: str, **kwargs: Any) -> None:
         headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
@@ -85,11 +86,11 @@ class Unauthenticated(Problem):
 
 
 class InvalidInput(Problem):
-    status, slug, title = 422, "validation-error", "Invalid input"
+    status, slug, title = 422, "validation-error", "Saisie invalide"
 
 
 class ServiceUnavailable(Problem):
-    status, slug, title = 503, "service-unavailable", "Service unavailable"
+    status, slug, title = 503, "service-unavailable", "Service indisponible"
 
 
 _HTTP_SLUGS = {
@@ -106,6 +107,71 @@ _HTTP_SLUGS = {
     500: "internal-error",
     503: "service-unavailable",
 }
+
+#: French title of each status, and the detail given when Litestar says no more than the status phrase.
+_HTTP_TEXTS = {
+    400: ("Requête illisible", "la requête ne peut pas être lue"),
+    401: ("Authentification requise", "un jeton d'accès valide est requis"),
+    403: ("Accès refusé", "vos rôles ou votre collectivité ne permettent pas cette opération"),
+    404: ("Ressource introuvable", "aucune ressource à cette adresse"),
+    405: ("Méthode non acceptée", "cette adresse n'accepte pas cette méthode HTTP"),
+    409: ("Conflit", "la requête contredit l'état actuel de la ressource"),
+    413: ("Corps trop volumineux", "le corps de la requête dépasse la taille acceptée"),
+    415: ("Type de contenu non accepté", "cette adresse ne lit pas ce type de contenu"),
+    422: ("Saisie invalide", "un champ est invalide"),
+    429: ("Trop de requêtes", "trop de requêtes en peu de temps : réessayez dans un instant"),
+    500: ("Erreur interne", "une erreur inattendue s'est produite"),
+    503: ("Service indisponible", "le service est momentanément indisponible : réessayez dans un instant"),
+}
+
+#: Validation messages of pydantic and msgspec, as French; ``{0}``… are the pattern's groups.
+_VALIDATION_TEXTS = [
+    (r"Field required", "champ obligatoire"),
+    (r"Object missing required field `(.+)`", "champ « {0} » obligatoire"),
+    (r"Extra inputs are not permitted", "champ inconnu"),
+    (r"Object contains unknown field `(.+)`", "champ « {0} » inconnu"),
+    (r"String should have at least (\d+) characters?", "au moins {0} caractère(s)"),
+    (r"String should have at most (\d+) characters?", "au plus {0} caractère(s)"),
+    (r"Expected `str` of length >= (\d+)", "au moins {0} caractère(s)"),
+    (r"Expected `str` of length <= (\d+)", "au plus {0} caractère(s)"),
+    (r"String should match pattern '(.*)'|Expected `str` matching regex '(.*)'", "ne suit pas le format attendu"),
+    (r"Input should be greater than or equal to (.+)|Expected `\w+` >= (.+)", "doit valoir au moins {0}"),
+    (r"Input should be less than or equal to (.+)|Expected `\w+` <= (.+)", "doit valoir au plus {0}"),
+    (r"Input should be greater than (.+)|Expected `\w+` > (.+)", "doit être supérieur à {0}"),
+    (r"Input should be less than (.+)|Expected `\w+` < (.+)", "doit être inférieur à {0}"),
+    (r"List should have at least (\d+) items?.*", "au moins {0} élément(s)"),
+    (r"List should have at most (\d+) items?.*", "au plus {0} élément(s)"),
+    (r"Input should be a valid integer.*|Expected `int`, got `\w+`", "doit être un nombre entier"),
+    (r"Input should be a valid number.*|Expected `float`, got `\w+`", "doit être un nombre"),
+    (r"Input should be a valid boolean.*|Expected `bool`, got `\w+`", "doit être true ou false"),
+    (r"Input should be a valid string|Expected `str`, got `\w+`", "doit être une chaîne de caractères"),
+    (r"Input should be a valid list|Expected `array`, got `\w+`", "doit être une liste"),
+    (r"Input should be a valid dictionary.*|Expected `object`, got `\w+`", "doit être un objet JSON"),
+    (r"Input should be a valid UUID.*|Invalid UUID.*", "doit être un UUID"),
+    (
+        r"Input should be a valid datetime.*|Invalid RFC3339 encoded datetime|Expected `datetime`.*",
+        "doit être une date et heure ISO 8601 (ex. 2026-01-31T12:00:00Z)",
+    ),
+    (
+        r"Input should be a valid date.*|Invalid RFC3339 encoded date|Expected `date`.*",
+        "doit être une date ISO 8601 (ex. 2026-01-31)",
+    ),
+    (r"Input should be (?:'[^']*'(?:, | or )?)+|Invalid enum value .*", "n'est pas une des valeurs acceptées"),
+    (r"value is not a valid email address: .*", "n'est pas une adresse électronique valide"),
+    (r"URL should have at most (\d+) characters?", "au plus {0} caractère(s)"),
+    (r"Input should be a valid URL.*", "n'est pas une URL valide"),
+]
+
+
+def _french_validation(message: str) -> str:
+    """A validator's message in French: ours are already (``Value error, …``), the libraries' are mapped."""
+    if message.startswith("Value error, "):
+        return message.removeprefix("Value error, ")
+    for pattern, text in _VALIDATION_TEXTS:
+        match = re.fullmatch(pattern, message)
+        if match:
+            return text.format(*(group for group in match.groups() if group is not None))
+    return f"valeur invalide ({message})"
 
 
 def problem_body(
@@ -167,7 +233,7 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
             {
                 "location": source,
                 "field": f"{source}.{key}" if key else source,
-                "detail": str(item.get("message", "invalid value")),
+                "detail": _french_validation(str(item.get("message", ""))),
             }
         )
     return items
@@ -182,15 +248,37 @@ def handle_problem(request: Request[Any, Any, Any], exc: Problem) -> Response[di
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     slug = _HTTP_SLUGS.get(status, "http-error")
-    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    title, detail = _HTTP_TEXTS.get(status, ("Erreur", "la requête a échoué"))
+    if str(exc.detail) not in (HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "", ""):
+        detail = _litestar_detail(status, str(exc.detail))
     errors: list[dict[str, Any]] = []
     if isinstance(exc, ValidationException):
         errors = _validation_errors(exc.extra)
-        slug, title, status = "validation-error", "Invalid input", 422 if status == 400 else status
+        slug, status = "validation-error", 422 if status == 400 else status
+        title, detail = _HTTP_TEXTS[422][0], _validation_detail(errors)
     headers = dict(exc.headers or {})
     if isinstance(exc, NotAuthorizedException):
         headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
-    return problem_response(request, status, slug, title, str(exc.detail), errors, headers)
+    return problem_response(request, status, slug, title, detail, errors, headers)
+
+
+def _validation_detail(errors: Sequence[Mapping[str, Any]]) -> str:
+    fields = [str(error["field"]) for error in errors]
+    if len(fields) > 1:
+        return f"la requête a {len(fields)} champs invalides : {', '.join(fields)}"
+    return f"la requête a un champ invalide : {fields[0]}" if fields else _HTTP_TEXTS[422][1]
+
+
+def _litestar_detail(status: int, detail: str) -> str:
+    """Litestar's own English details (an undecodable body, a missing header) said in French."""
+    if status == 400 and (detail.startswith("JSON is malformed") or detail == "Input data was truncated"):
+        return "le corps JSON est mal formé"
+    missing = re.fullmatch(r"Missing required (\w+) parameter '(.+)' for .*", detail)
+    if missing:
+        return f"le paramètre {missing.group(2)!r} ({missing.group(1)}) est obligatoire"
+    if re.search(r"\b(the|is|not|for|was|no)\b", detail):
+        return _HTTP_TEXTS.get(status, ("", "la requête a échoué"))[1]
+    return detail  # a detail our own code gave (already French)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -200,8 +288,9 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
         request,
         500,
         "internal-error",
-        "Internal error",
-        "An unexpected error occurred; it has been logged with this request's correlation id.",
+        "Erreur interne",
+        "une erreur inattendue s'est produite ; elle est consignée avec l'identifiant de corrélation de cette "
+        "requête (en-tête X-Request-ID)",
     )
 
 

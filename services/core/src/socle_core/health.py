@@ -74,6 +74,6 @@ async def ready(state: State) -> Response[dict[str, Any]]:
     if all(r["status"] == "ok" for r in results.values()):
         return Response({"status": "ready", "checks": results})
     failing = ", ".join(sorted(n for n, r in results.items() if r["status"] != "ok"))
-    body = problem_body(503, "not-ready", "Not ready", f"failing checks: {failing}", "/health/ready")
+    body = problem_body(503, "not-ready", "Service pas prêt", f"vérifications en échec : {failing}", "/health/ready")
     body["checks"] = results
     return Response(body, status_code=503, media_type=PROBLEM_JSON)

@@ -50,7 +50,7 @@ class KeycloakRefused(KeycloakError):
     """Keycloak refused the request; ``status`` and ``detail`` come from its answer."""
 
     def __init__(self, status: int, detail: str, *, method: str = "", path: str = "") -> None:
-        super().__init__(f"Keycloak refused with {status}: {detail}", method=method, path=path)
+        super().__init__(f"Keycloak a refusé avec {status} : {detail}", method=method, path=path)
         self.status = status
         self.detail = detail
 
@@ -78,7 +78,7 @@ class KeycloakAdminClient:
         client_secret: str,
         *,
         admin_url: str | None = None,
-        credentials_hint: str = "its client id and secret",
+        credentials_hint: str = "son identifiant et son secret de client",
         timeout_seconds: float = 10.0,
         max_attempts: int = 3,
         backoff_seconds: float = 0.2,
@@ -128,8 +128,8 @@ class KeycloakAdminClient:
             )
             if response.status_code != 200:
                 raise KeycloakAuthError(
-                    f"the platform client {self.client_id!r} cannot get a token: "
-                    f"{response.status_code} {_message(response)}; check {self._credentials_hint}",
+                    f"le client de plateforme {self.client_id!r} n'obtient pas de jeton : "
+                    f"{response.status_code} {_message(response)} ; vérifiez {self._credentials_hint}",
                     method="POST",
                     path="/protocol/openid-connect/token",
                 )
@@ -156,7 +156,7 @@ class KeycloakAdminClient:
                 await asyncio.sleep(delay)
                 delay *= 2
         raise KeycloakUnavailable(
-            f"Keycloak did not answer after {attempts} attempt{'s' if attempts > 1 else ''}: {failure}",
+            f"Keycloak n'a pas répondu après {attempts} tentative{'s' if attempts > 1 else ''} : {failure}",
             method=method,
             path=url,
         )
@@ -184,8 +184,8 @@ class KeycloakAdminClient:
         detail = _message(response)
         if status in (401, 403):
             raise KeycloakAuthError(
-                f"the platform client {self.client_id!r} is not allowed to do this: {status} {detail}; "
-                "check its realm-management roles",
+                f"le client de plateforme {self.client_id!r} n'a pas le droit de faire cela : {status} {detail} ; "
+                "vérifiez ses rôles realm-management",
                 method=method,
                 path=path,
             )

@@ -102,7 +102,7 @@ class TokenStore:
         mode = self.path.stat().st_mode & 0o777
         if mode & 0o077:
             raise LoginError(
-                f"{self.path} can be read by other users (mode {mode:o}): delete it and run socle-login again"
+                f"{self.path} est lisible par d'autres comptes (mode {mode:o}) : supprimez-le et relancez socle-login"
             )
         return dict(json.loads(self.path.read_text(encoding="utf-8")))
 
@@ -144,7 +144,9 @@ def device_login(
     """Run the device authorization grant: ``show`` gets Keycloak's answer (address, code), then poll."""
     started = http.post(_endpoint(issuer, "auth/device"), data={"client_id": CLIENT_ID, "scope": scope})
     if started.status_code != 200:
-        raise LoginError(f"Keycloak refused to start a login for {CLIENT_ID!r} ({started.status_code}): {started.text}")
+        raise LoginError(
+            f"Keycloak a refusé de commencer une connexion pour {CLIENT_ID!r} ({started.status_code}) : {started.text}"
+        )
     device = started.json()
     show(device)
     interval = int(device.get("interval", 5))
@@ -178,12 +180,12 @@ def access_token(issuer: str, *, store: TokenStore | None = None, http: httpx.Cl
     store = store or TokenStore()
     session = store.load(issuer)
     if session is None:
-        raise LoginError(f"no login for {issuer} on this machine: run socle-login --issuer {issuer}")
+        raise LoginError(f"aucune connexion à {issuer} sur cette machine : lancez socle-login --issuer {issuer}")
     now = time.time()
     if now < session.access_expires_at - EXPIRY_MARGIN_SECONDS:
         return session.access_token
     if not session.refresh_token or now >= session.refresh_expires_at:
-        raise LoginError(f"the login of {session.username} has ended: run socle-login --issuer {issuer} again")
+        raise LoginError(f"la connexion de {session.username} a pris fin : relancez socle-login --issuer {issuer}")
     client = http or httpx.Client(timeout=30)
     try:
         answer = client.post(
@@ -191,14 +193,14 @@ def access_token(issuer: str, *, store: TokenStore | None = None, http: httpx.Cl
             data={"grant_type": "refresh_token", "client_id": CLIENT_ID, "refresh_token": session.refresh_token},
         )
     except httpx.HTTPError as exc:
-        raise LoginError(f"cannot reach Keycloak at {issuer} to refresh the login: {exc!r}") from exc
+        raise LoginError(f"Keycloak est injoignable à {issuer} pour renouveler la connexion : {exc!r}") from exc
     finally:
         if http is None:
             client.close()
     if answer.status_code != 200:
         reason = answer.json().get("error_description", answer.status_code)
         raise LoginError(
-            f"the login of {session.username} has ended ({reason}): run socle-login --issuer {issuer} again"
+            f"la connexion de {session.username} a pris fin ({reason}) : relancez socle-login --issuer {issuer}"
         )
     renewed = Session.from_token_response(session.issuer, answer.json())
     store.save(renewed)

@@ -44,7 +44,7 @@ UVICORN_OPTIONS: dict[str, Any] = {
 _TOO_LARGE = json.dumps(
     {
         "type": "urn:socle:problem:request-header-fields-too-large",
-        "title": "Request header fields too large",
+        "title": "En-têtes de requête trop volumineux",
         "status": 431,
         "detail": f"la ligne de requête et les en-têtes dépassent {MAX_HEADER_BYTES} octets",
     }

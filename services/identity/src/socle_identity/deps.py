@@ -33,7 +33,7 @@ def provide_tenant_admin(
     """The admin acting for its token's tenant, with that tenant's organization (roles: on each route)."""
     principal = request.user
     if principal.organization is None:  # a tenant comes from exactly one organization; never otherwise
-        raise Forbidden("ce jeton nomme un tenant sans son organisation")
+        raise Forbidden("ce jeton désigne une collectivité sans son organisation")
     return TenantAdmin(caller_tenant, principal.organization, principal.subject)
 
 
@@ -41,7 +41,7 @@ def provide_keycloak(state: State) -> KeycloakAdminClient:
     client: KeycloakAdminClient | None = state.get("keycloak")
     if client is None:
         raise ServiceUnavailable(
-            "the identity service cannot manage Keycloak: set SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET"
+            "le service d'identité ne peut pas gérer Keycloak : définissez SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET"
         )
     return client
 
@@ -69,4 +69,4 @@ def keycloak_lifespan(settings: IdentitySettings) -> Any:
 
 
 class IdentityProviderRefused(Problem):
-    status, slug, title = 502, "identity-provider-refused", "The identity provider refused the change"
+    status, slug, title = 502, "identity-provider-refused", "Le fournisseur d'identité a refusé la modification"

@@ -41,7 +41,9 @@ def job_of(state: Any, key: str, what: str) -> Any:
     """The job kept in the app state under ``key``, or a 503 saying which setting is missing."""
     job = state.get(key)
     if job is None:
-        raise ServiceUnavailable(f"the identity service cannot {what}: set SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET")
+        raise ServiceUnavailable(
+            f"le service d'identité ne peut pas {what} : définissez SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET"
+        )
     return job
 
 

@@ -97,7 +97,10 @@ async def _publish(url: str) -> int:
 
     settings = TenancySettings()  # type: ignore[call-arg]
     if settings.audit_heads_dir is None:
-        print("set SOCLE_TENANCY_AUDIT_HEADS_DIR to the directory the signed heads are appended to", file=sys.stderr)
+        print(
+            "définissez SOCLE_TENANCY_AUDIT_HEADS_DIR : le répertoire où les têtes signées sont ajoutées",
+            file=sys.stderr,
+        )
         return 2
     try:
         signer = HeadSigner(check_key(settings.audit_heads_signing_key, settings.environment))
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         anchors = _anchors(args.against, args.public_key)
     except (AnchorError, SignatureError, OSError) as exc:
-        print(f"cannot verify against it: {exc}", file=sys.stderr)
+        print(f"vérification impossible avec ce fichier : {exc}", file=sys.stderr)
         return 2
     return asyncio.run(_verify(url, args.tenant, anchors))
 

@@ -130,12 +130,12 @@ async def test_login_never_redirects_elsewhere_afterwards(anonymous, console_own
 
 def test_login_refuses_a_malformed_commune(anonymous) -> None:
     body = _problem(anonymous.get("/auth/login", params={"organization": "Commune B; drop"}), 400, "login-failed")
-    assert "is not a commune key" in body["detail"]
+    assert "n'est pas une clé de commune" in body["detail"]
 
 
 async def test_a_callback_must_match_the_login_this_browser_started(anonymous, console, console_owner_engine) -> None:
     body = _problem(anonymous.get("/auth/callback", params={"state": "x" * 43, "code": "c"}), 400, "login-failed")
-    assert "unknown, already used or expired" in body["detail"]
+    assert "inconnue, déjà utilisée ou expirée" in body["detail"]
 
     started = anonymous.get("/auth/login")
     value = started.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
@@ -157,7 +157,7 @@ def test_a_refused_login_says_why(anonymous, console) -> None:
         params={"state": state, "error": "access_denied"},
         headers={"Cookie": f"{console.cookie_name}_login={value}"},
     )
-    assert "refused the login: access_denied" in _problem(response, 400, "login-failed")["detail"]
+    assert "a refusé la connexion : access_denied" in _problem(response, 400, "login-failed")["detail"]
 
 
 def test_a_forged_code_is_refused(anonymous, console) -> None:
@@ -169,7 +169,7 @@ def test_a_forged_code_is_refused(anonymous, console) -> None:
         params={"state": state, "code": "forged"},
         headers={"Cookie": f"{console.cookie_name}_login={value}"},
     )
-    assert "refused the login code" in _problem(response, 400, "login-failed")["detail"]
+    assert "a refusé le code de connexion" in _problem(response, 400, "login-failed")["detail"]
 
 
 def test_pages_send_anonymous_browsers_to_the_login(anonymous) -> None:
@@ -207,7 +207,7 @@ async def test_logout_needs_the_session_form_token_and_origin(console, synthetic
     cookie, csrf = await synthetic_session(organizations=["commune-35238"])
     with with_cookie(console, cookie) as client:
         stale = client.post("/auth/logout", data={"csrf_token": "x" * 43})
-        assert "stale" in _problem(stale, 403, "csrf-refused")["detail"]
+        assert "périmé" in _problem(stale, 403, "csrf-refused")["detail"]
         foreign = client.post("/auth/logout", data={"csrf_token": csrf}, headers={"Origin": "https://evil.example"})
         assert "evil.example" in _problem(foreign, 403, "csrf-refused")["detail"]
         missing = client.post("/auth/logout", data={})

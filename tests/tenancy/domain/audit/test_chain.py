@@ -389,8 +389,8 @@ async def test_a_cut_tail_with_its_head_rolled_back_verifies_but_not_against_a_s
     assert await _kinds(scratch, tenant) == []  # consistent: the database alone cannot tell
     verdict = await verify(create_session_maker(scratch.app), [tenant], _anchors(heads, signer))
     assert [(f.seq, f.kind) for f in verdict.findings] == [(5, "anchor_missing")]
-    assert "now ends at entry 3" in verdict.findings[0].detail
-    assert "head signed at" in verdict.findings[0].detail
+    assert "s'arrête maintenant à l'entrée 3" in verdict.findings[0].detail
+    assert "la tête signée le" in verdict.findings[0].detail
 
 
 async def test_a_chain_recomputed_after_an_edit_verifies_but_not_against_a_signed_head_or_export(
@@ -445,7 +445,7 @@ async def test_verify_against_on_the_command_line(scratch, tmp_path) -> None:
                                  for line in lines))  # fmt: skip
     forged = await run("--against", str(edited), *key)
     assert forged.returncode == 2
-    assert "the signature does not match" in forged.stderr
+    assert "la signature ne correspond pas" in forged.stderr
     unkeyed = await run("--against", str(heads))
     assert unkeyed.returncode == 2
-    assert "public key" in unkeyed.stderr
+    assert "clé publique" in unkeyed.stderr

@@ -116,7 +116,7 @@ async def test_bad_filters_are_clear_errors(tenancy, auditor, chain) -> None:
         422,
         "validation-error",
     )
-    assert "before" in window["detail"]
+    assert "précéder" in window["detail"]
 
 
 async def test_agents_and_partners_may_not_read_the_log(tenancy, kc_admin, chain) -> None:
@@ -246,5 +246,5 @@ async def test_heads_are_for_auditors_and_operators_and_forged_ones_are_refused(
         await signing.post("/v1/audit/verify", json={"against": forged}, headers=auditor), 422, "validation-error"
     )
     assert body["errors"][0]["field"] == f"body.against[{index}]"
-    assert "signature does not match" in body["errors"][0]["detail"]
+    assert "la signature ne correspond pas" in body["errors"][0]["detail"]
     assert "tête signée" in body["detail"]

@@ -104,15 +104,15 @@ def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operat
     assert planned["body"]["quotas"] == {"max_devices": 40, "max_readings_per_day": 200_000, "storage_gb": 5}
     assert onboarding[f"commune-{combas}"]["body"]["display_name"] == f"{combas_name} (Gard)"
     assert any("allocation_key" in note for note in plan["notes"])
-    assert "Dry run: nothing was changed." in dry.stderr
+    assert "Simulation : rien n'a été modifié." in dry.stderr
     assert not {f"commune-{cannes}", f"commune-{combas}"} & set(registry(tenancy_url, operator))
 
     # Apply: created through the API, with progress lines.
     applied = socle_tenants("apply", file, env=cli_env)
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    assert f"onboard commune-{cannes}" in applied.stdout
-    assert "] done (200)" in applied.stdout
-    assert "Applied" in applied.stdout
+    assert f"onboarding de commune-{cannes}" in applied.stdout
+    assert "] fait (200)" in applied.stdout
+    assert "modification(s) appliquée(s)." in applied.stdout
     tenants = registry(tenancy_url, operator)
     epci = tenants[f"epci-{DEMO['epci']['siren']}"]
     assert epci["status"] == "active"
@@ -129,7 +129,7 @@ def test_dry_run_apply_reapply_and_update(tmp_path, cli_env, tenancy_url, operat
     again = socle_tenants("apply", file, "--output", "json", env=cli_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(again.stdout)["changes"] == []
-    assert "Nothing to do" in again.stderr
+    assert "Rien à faire" in again.stderr
 
     # The file changes: quotas, name and domains are updated, nothing else.
     changed = declaration(
@@ -169,8 +169,8 @@ def test_an_invalid_declaration_exits_2_with_pointers_and_changes_nothing(
     shape = declaration(declared, **{declared[0].insee: {"insee": "3006"}})
     result = socle_tenants("apply", write(tmp_path / "shape.json", shape), env=cli_env)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "is invalid (1 problem(s)); nothing was changed" in result.stdout
-    assert "/communes/0/insee: '3006' does not match" in result.stdout
+    assert "est invalide (1 problème(s)) ; rien n'a été modifié" in result.stdout
+    assert "/communes/0/insee : '3006' does not match" in result.stdout
 
     facts = declaration(
         declared, **{declared[1].insee: {"insee": "30189", "quotas": {"storage_gb": 2.5}}}
@@ -178,12 +178,12 @@ def test_an_invalid_declaration_exits_2_with_pointers_and_changes_nothing(
     result = socle_tenants("apply", write(tmp_path / "facts.json", facts), "--output", "json", env=cli_env)
     assert result.returncode == 2, result.stdout + result.stderr
     errors = {e["pointer"]: e["message"] for e in json.loads(result.stdout)["errors"]}
-    assert "not of 243000296" in errors["/communes/1/insee"]
-    assert "whole GB" in errors["/communes/1/quotas/storage_gb"]
+    assert "pas de 243000296" in errors["/communes/1/insee"]
+    assert "Go entiers" in errors["/communes/1/quotas/storage_gb"]
 
     result = socle_tenants("apply", str(tmp_path / "missing.json"), env=cli_env)
     assert result.returncode == 2
-    assert "cannot read" in result.stdout
+    assert "impossible de lire" in result.stdout
     assert registry(tenancy_url, operator) == before
 
 
@@ -198,7 +198,7 @@ def test_configuration_errors_say_what_to_set(tmp_path, cli_env, declared) -> No
     wrong = {**cli_env, "SOCLE_TENANTS_CLIENT_SECRET": "not-the-secret"}
     result = socle_tenants("apply", file, env=wrong)
     assert result.returncode == 1
-    assert "Keycloak refused the 'socle-platform' client credentials (401)" in result.stdout
+    assert "Keycloak a refusé les identifiants du client 'socle-platform' (401)" in result.stdout
 
 
 def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
@@ -244,7 +244,7 @@ def test_an_epci_admin_logs_in_with_a_device_code_and_applies_as_themselves(
 
     not_logged_in = socle_tenants("apply", file, env=env)
     assert not_logged_in.returncode == 1, not_logged_in.stdout
-    assert f"no login for {keycloak.issuer} on this machine: run socle-login" in not_logged_in.stdout
+    assert f"aucune connexion à {keycloak.issuer} sur cette machine : lancez socle-login" in not_logged_in.stdout
     assert f"commune-{free_commune.insee}" not in registry(tenancy_url, operator)
 
     login = subprocess.Popen(

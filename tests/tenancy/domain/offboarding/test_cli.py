@@ -97,8 +97,8 @@ def test_a_rehearsal_writes_a_private_verified_bundle_and_deletes_nothing(
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["confirm"] is False
-    assert "nothing was deleted" in result.stderr
-    assert "exported ingestion.devices: 2 row(s)" in result.stderr
+    assert "rien n'a été supprimé" in result.stderr
+    assert "ingestion.devices exportée : 2 ligne(s)" in result.stderr
     [first] = bundle.bundles_of(exports, staying)
     assert report["bundle"]["path"] == str(first)
     assert first.name.startswith(f"commune-{codes.staying}-")
@@ -166,7 +166,7 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
         "offboard", codes.leaving, "--export-dir", str(tmp_path), "--confirm", "--output", "json", env=offboard_env
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "reusing the verified bundle" in result.stderr
+    assert "reprise du lot vérifié" in result.stderr
     report = json.loads(result.stdout)
     assert report["bundle"]["bundle_sha256"] == manifest["bundle_sha256"]
     assert report["deleted"]["ingestion.devices"] == 0  # deleted before the crash
@@ -204,13 +204,13 @@ def test_offboarding_resumes_after_a_crash_and_proves_nothing_remains(
     # Once more: already deleted, the proof still holds.
     again = socle_tenants("offboard", codes.leaving, "--export-dir", str(tmp_path), "--confirm", env=offboard_env)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "is already deleted" in again.stdout
-    assert "keycloak organization                    absent" in again.stdout
+    assert "est déjà supprimée" in again.stdout
+    assert "organisation Keycloak                    absent" in again.stdout
 
 
 def test_without_every_service_database_the_export_refuses_to_start(communes, codes, offboard_env, tmp_path) -> None:
     env = {k: v for k, v in offboard_env.items() if k != "SOCLE_BILLING_DATABASE_URL"}
     result = socle_tenants("offboard", codes.staying, "--export-dir", str(tmp_path), "--confirm", env=env)
     assert result.returncode == 2
-    assert "set SOCLE_BILLING_DATABASE_URL" in result.stdout
+    assert "définissez SOCLE_BILLING_DATABASE_URL" in result.stdout
     assert not any(tmp_path.iterdir())

@@ -77,7 +77,7 @@ async def test_a_conflict_is_not_retried_and_keeps_billings_detail(client, datab
     transport = Faults()
     billing = client(transport)
     other_key = tenant.alias[:-4] + ("A" if tenant.alias[-4] == "B" else "B") + tenant.alias[-3:]
-    with pytest.raises(BillingConflict, match=f"already has a metering account for {tenant.alias}"):
+    with pytest.raises(BillingConflict, match=f"a déjà un compte de consommation pour {tenant.alias}"):
         await billing.open_metering_account(str(tenant.id), other_key, "commune")  # its account has another key
     await billing.aclose()
     assert [c.answer for c in transport.calls] == [409]
@@ -99,7 +99,7 @@ async def test_refused_credentials_fail_at_once_and_a_dead_billing_after_every_a
 
     transport = Faults()
     billing = client(transport, billing_url=f"http://127.0.0.1:{free_port()}", billing_attempts=4)  # nothing listens
-    with pytest.raises(BillingError, match="after 4 attempt"):
+    with pytest.raises(BillingError, match="après 4 tentative"):
         await billing.open_metering_account(str(uuid.uuid4()), _ANY_KEY, "commune")
     await billing.aclose()
     assert [c.answer for c in transport.calls] == ["ConnectError"] * 4

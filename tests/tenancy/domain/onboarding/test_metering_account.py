@@ -74,7 +74,7 @@ async def test_the_metering_step_fails_clearly_until_billing_is_there_then_a_ret
             await client.post(f"/v1/tenants/{insee}/onboarding", headers=operator), 503, "billing-error"
         )
         assert down in body["detail"]
-        assert "2 attempt(s)" in body["detail"]
+        assert "2 tentative(s)" in body["detail"]
         assert body["failed_step"] == "metering_account"
         assert states(body)["metering_account"] == "failed"
         assert states(body)["activation"] == "pending"

@@ -80,7 +80,7 @@ def test_siren_luhn() -> None:
     assert not is_valid_siren("24300029a")
     assert luhn_ok("97080195700014")  # a SIRET also carries a Luhn key
     assert siren_of_siret("213 003 213 00018") == "213003213"
-    with pytest.raises(ValueError, match="14 digits"):
+    with pytest.raises(ValueError, match="14 chiffres"):
         siren_of_siret("213003213")
 
 
@@ -161,12 +161,12 @@ def test_unknown_epci_says_which_siren_and_why(catalogue: ReferenceCatalogue) ->
     with pytest.raises(UnknownEpci, match=r"243000297.*Luhn") as luhn:
         catalogue.epci("243000297")
     assert luhn.value.siren == "243000297"
-    with pytest.raises(UnknownEpci, match="9 digits"):
+    with pytest.raises(UnknownEpci, match="9 chiffres"):
         catalogue.epci("2430")
-    with pytest.raises(UnknownEpci, match="213003213 is the commune Sommières"):
+    with pytest.raises(UnknownEpci, match="213003213 est celui de la commune Sommières"):
         catalogue.epci("213003213")
     # Luhn-valid but nobody's: 732829320 is a company.
-    with pytest.raises(UnknownEpci, match=r"no EPCI .* SIREN 732829320"):
+    with pytest.raises(UnknownEpci, match=r"aucun EPCI .* SIREN 732829320"):
         catalogue.members("732829320")
 
 
@@ -174,7 +174,7 @@ def test_unknown_commune(catalogue: ReferenceCatalogue) -> None:
     with pytest.raises(UnknownCommune, match="3032"):
         catalogue.commune("3032")
     # Ouessant is a real commune but in no EPCI: it cannot be a tenant.
-    with pytest.raises(UnknownCommune, match="29155 is not a commune member of an EPCI"):
+    with pytest.raises(UnknownCommune, match="29155 n'est celui d'aucune commune membre d'un EPCI"):
         catalogue.commune("29155")
 
 
@@ -329,9 +329,9 @@ def test_reference_check_catches_what_the_schema_cannot(demo: dict[str, Any], ca
         "/communes/1/first_admin_email",
         "/communes/2/first_admin_email",
     }
-    assert "member of EPCI 242010056" in issues["/communes/4/insee"]
-    assert "already declared at /communes/0" in issues["/communes/5/insee"]
-    assert "already claimed at /communes/0/email_domains/0" in issues["/communes/1/email_domains/0"]
+    assert "membre de l'EPCI 242010056" in issues["/communes/4/insee"]
+    assert "déjà déclarée en /communes/0" in issues["/communes/5/insee"]
+    assert "déjà revendiqué en /communes/0/email_domains/0" in issues["/communes/1/email_domains/0"]
 
 
 def test_reference_check_allows_an_epci_agent_as_commune_admin(

@@ -47,7 +47,7 @@ async def test_an_unknown_siren_is_a_404_problem_that_says_why(tenancy, operator
         await tenancy.post("/v1/epcis", json={"siren": "732829320"}, headers=operator), 404, "not-found"
     )
     assert "732829320" in body["detail"]
-    assert "no EPCI" in body["detail"]
+    assert "aucun EPCI" in body["detail"]
     assert body["siren"] == "732829320"
     commune = assert_problem(
         await tenancy.post("/v1/epcis", json={"siren": "213003213"}, headers=operator), 404, "not-found"

@@ -47,7 +47,7 @@ async def test_quotas_name_and_domains_change_and_bad_input_changes_nothing(
     )
     assert "max_devices" in str(refused["errors"])
     empty = assert_problem(await tenancy.patch(f"{path}/quotas", json={}, headers=operator), 422, "validation-error")
-    assert "at least one" in empty["detail"]
+    assert "au moins un" in empty["detail"]
     assert_problem(
         await tenancy.patch(f"{path}/quotas", json={"max_sensors": 3}, headers=operator), 422, "validation-error"
     )

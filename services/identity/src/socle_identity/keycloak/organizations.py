@@ -59,7 +59,7 @@ class Organizations:
     async def require(self, alias: str) -> Organization:
         organization = await self.get(alias)
         if organization is None:
-            raise KeycloakNotFound(404, f"no organization with alias {alias!r}", method="GET", path="/organizations")
+            raise KeycloakNotFound(404, f"aucune organisation d'alias {alias!r}", method="GET", path="/organizations")
         return organization
 
     async def ensure(self, alias: str, *, name: str, tenant_id: UUID, domains: tuple[str, ...] = ()) -> Organization:
@@ -88,7 +88,7 @@ class Organizations:
         if existing.tenant_id != tenant_id:
             raise KeycloakConflict(
                 409,
-                f"organization {alias!r} belongs to tenant {existing.tenant_id}, not {tenant_id}",
+                f"l'organisation {alias!r} appartient à la collectivité {existing.tenant_id}, pas à {tenant_id}",
                 method="POST",
                 path="/organizations",
             )

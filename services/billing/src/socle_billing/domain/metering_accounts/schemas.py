@@ -25,7 +25,9 @@ class MeteringAccountIn(BaseModel):
     @model_validator(mode="after")
     def _key_matches_kind(self) -> Self:
         if not self.tenant_key.startswith(f"{self.kind}-"):
-            raise ValueError(f"tenant_key {self.tenant_key!r} is not the key of a {self.kind} ({self.kind}-...)")
+            raise ValueError(
+                f"tenant_key {self.tenant_key!r} n'est pas la clé d'une collectivité {self.kind} ({self.kind}-…)"
+            )
         return self
 
 

@@ -51,7 +51,7 @@ async def open_account(
                 await session.flush()
         except IntegrityError as exc:
             raise Conflict(
-                f"the key {data.tenant_key} already has a metering account of another tenant",
+                f"la clé {data.tenant_key} a déjà un compte de consommation d'une autre collectivité",
                 tenant_key=data.tenant_key,
             ) from exc
         await session.refresh(existing)  # its directory entry is written by a trigger (migration 0004)
@@ -66,12 +66,12 @@ async def open_account(
         return existing, True
     if (existing.tenant_key, existing.kind) != (data.tenant_key, data.kind):
         raise Conflict(
-            f"tenant {tenant.uuid} already has a metering account for {existing.tenant_key} ({existing.kind}), "
-            f"not {data.tenant_key} ({data.kind})",
+            f"la collectivité {tenant.uuid} a déjà un compte de consommation pour {existing.tenant_key} "
+            f"({existing.kind}), pas pour {data.tenant_key} ({data.kind})",
             current_tenant_key=existing.tenant_key,
         )
     if existing.status != AccountStatus.open:
-        raise Conflict(f"the metering account of {existing.tenant_key} is closed: a closed account never reopens")
+        raise Conflict(f"le compte de consommation de {existing.tenant_key} est clos : un compte clos ne rouvre jamais")
     return existing, False
 
 
@@ -80,12 +80,12 @@ async def _require_registered(session: AsyncSession, tenant: TenantId, data: Met
     entry = next((t for t in await registered(session, tenant_id=tenant.uuid) if t.id == tenant.uuid), None)
     if entry is None or entry.status == "deleted":
         raise NotFound(
-            f"aucun tenant {tenant.uuid} dans le registre : un compte de consommation ne s'ouvre "
-            "que pour un tenant inscrit (par son onboarding)",
+            f"aucune collectivité {tenant.uuid} dans le registre : un compte de consommation ne s'ouvre "
+            "que pour une collectivité inscrite (par son onboarding)",
             tenant_id=str(tenant.uuid),
         )
     if entry.key != data.tenant_key:
-        detail = f"le tenant {tenant.uuid} a la clé {entry.key} dans le registre, pas {data.tenant_key}"
+        detail = f"la collectivité {tenant.uuid} a la clé {entry.key} dans le registre, pas {data.tenant_key}"
         raise InvalidInput(detail, errors=[{"location": "body", "field": "body.tenant_key", "detail": detail}])
 
 
@@ -93,7 +93,7 @@ async def get_account(session: AsyncSession, tenant: TenantId) -> MeteringAccoun
     """The tenant's account; absent and another tenant's are the same 404."""
     account = await session.scalar(select(MeteringAccount).where(MeteringAccount.tenant_id == tenant.uuid))
     if account is None:
-        raise NotFound(f"no metering account for tenant {tenant.uuid}")
+        raise NotFound(f"aucun compte de consommation pour la collectivité {tenant.uuid}")
     return account
 
 

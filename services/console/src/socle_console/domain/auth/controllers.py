@@ -45,7 +45,7 @@ KEYCLOAK_CALLBACK_EXTRAS = ("session_state", "iss", "error_description", "error_
 
 
 class LoginFailed(Problem):
-    status, slug, title = 400, "login-failed", "Login failed"
+    status, slug, title = 400, "login-failed", "Échec de la connexion"
 
 
 def organization_scope(alias: str) -> str:
@@ -97,7 +97,7 @@ class AuthController(Controller):
     ) -> Redirect:
         """Send the browser to Keycloak; every membership is asked for, the console then lets the agent choose."""
         if organization is not None and not _ALIAS.match(organization):
-            raise LoginFailed(f"{organization!r} is not a commune key (e.g. commune-35238)")
+            raise LoginFailed(f"{organization!r} n'est pas une clé de commune (par exemple commune-35238)")
         scope = organization_scope(organization) if organization else ALL_ORGANIZATIONS
         return await redirect_to_provider(db_session, state.settings, oidc, scope=scope, next_path=safe_next(next_path))
 
@@ -121,7 +121,7 @@ class AuthController(Controller):
         async with tenant_session(state.db_session_maker, None) as db:  # used once, even if the login fails
             pending = await take_login(db, request.cookies.get(login_cookie_name(settings)))
         if pending is None or not secrets.compare_digest(pending.state.encode(), (login_state or "").encode()):
-            raise LoginFailed("this login is unknown, already used or expired: start again from the console")
+            raise LoginFailed("cette connexion est inconnue, déjà utilisée ou expirée : recommencez depuis la console")
         if error:
             if pending.silent and error in _INTERACTION_NEEDED:
                 return await redirect_to_provider(
@@ -133,9 +133,9 @@ class AuthController(Controller):
                     replaces=pending.replaces,
                     memberships=pending.memberships,
                 )
-            raise LoginFailed(f"the identity provider refused the login: {error}")
+            raise LoginFailed(f"le fournisseur d'identité a refusé la connexion : {error}")
         if not code:
-            raise LoginFailed("the identity provider sent neither a code nor an error")
+            raise LoginFailed("le fournisseur d'identité n'a envoyé ni code ni erreur")
         return await self._open(request, db_session, settings, oidc, pending, code)
 
     async def _open(
@@ -150,13 +150,13 @@ class AuthController(Controller):
         try:
             tokens = await oidc.exchange_code(code, pending.code_verifier)
         except TokenRequestRefused as exc:
-            raise LoginFailed("the identity provider refused the login code; start again") from exc
+            raise LoginFailed("le fournisseur d'identité a refusé le code de connexion : recommencez") from exc
         if tokens.id_token is None:
-            raise LoginFailed("the identity provider returned no ID token")
+            raise LoginFailed("le fournisseur d'identité n'a pas renvoyé de jeton d'identité")
         id_claims = await oidc.verify_id_token(tokens.id_token, nonce=pending.nonce)
         principal = principal_from_claims(await request.app.state.token_verifier.verify(tokens.access_token))
         if principal.subject != id_claims.get("sub"):
-            raise LoginFailed("the ID token and the access token name different users")
+            raise LoginFailed("le jeton d'identité et le jeton d'accès désignent des personnes différentes")
         previous = request.cookies.get(settings.cookie_name)
         await discard(db_session, pending.replaces, cookie_key(previous) if previous else None)
         cookie, row = await open_session(db_session, settings, tokens, id_claims, principal, pending.memberships)

@@ -84,16 +84,16 @@ class ClientTokenVerifier(TokenVerifier):
     def _check_type_and_lifetime(self, claims: dict[str, Any]) -> None:
         now = time.time()
         if str(claims.get("typ", "")).lower() != self.token_type.lower():
-            raise InvalidToken(f"expected a {self.token_type} token")
+            raise InvalidToken(f"un jeton {self.token_type} est attendu")
         iat = claims.get("iat")
         if not isinstance(iat, int | float) or now + self.leeway < iat:
-            raise InvalidToken("token has no valid issue time")
+            raise InvalidToken("le jeton n'a pas de date d'émission valide")
         exp = claims.get("exp")
         if exp is None and self.token_type == "Logout":
             if now - iat > LOGOUT_TOKEN_MAX_AGE_SECONDS + self.leeway:
-                raise InvalidToken("logout token is too old")
+                raise InvalidToken("le jeton de déconnexion est trop ancien")
         elif not isinstance(exp, int | float) or now > exp + self.leeway:
-            raise InvalidToken("token has expired")
+            raise InvalidToken("le jeton a expiré")
 
 
 class OidcClient:
@@ -123,11 +123,11 @@ class OidcClient:
                 response.raise_for_status()
                 document = response.json()
             except (httpx.HTTPError, ValueError) as exc:
-                raise ServiceUnavailable(f"cannot reach the identity provider: {exc}") from exc
+                raise ServiceUnavailable(f"le fournisseur d'identité est injoignable : {exc}") from exc
             if document.get("issuer") != self.settings.oidc_issuer:
                 raise ServiceUnavailable(
-                    f"the identity provider announces issuer {document.get('issuer')!r}, "
-                    f"expected {self.settings.oidc_issuer!r}: check SOCLE_CONSOLE_OIDC_ISSUER"
+                    f"le fournisseur d'identité annonce l'émetteur {document.get('issuer')!r}, "
+                    f"{self.settings.oidc_issuer!r} est attendu : vérifiez SOCLE_CONSOLE_OIDC_ISSUER"
                 )
             self._metadata = ProviderMetadata(
                 issuer=document["issuer"],
@@ -159,11 +159,11 @@ class OidcClient:
         try:
             response = await self._http.post(endpoint, data=data, auth=(self.client_id, self._secret))
         except httpx.HTTPError as exc:
-            raise ServiceUnavailable(f"cannot reach the identity provider's token endpoint: {exc}") from exc
+            raise ServiceUnavailable(f"le point de jetons du fournisseur d'identité est injoignable : {exc}") from exc
         if response.status_code in (400, 401):
             raise TokenRequestRefused(response.text[:300])
         if response.status_code != 200:
-            raise ServiceUnavailable(f"the identity provider's token endpoint answered {response.status_code}")
+            raise ServiceUnavailable(f"le point de jetons du fournisseur d'identité a répondu {response.status_code}")
         return TokenSet.of(response.json())
 
     async def exchange_code(self, code: str, code_verifier: str) -> TokenSet:
@@ -182,21 +182,21 @@ class OidcClient:
     async def verify_id_token(self, token: str, *, nonce: str) -> dict[str, Any]:
         claims = await self.id_tokens.verify(token)
         if not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
-            raise InvalidToken("ID token nonce does not match this login")
+            raise InvalidToken("le nonce du jeton d'identité ne correspond pas à cette connexion")
         azp = claims.get("azp")
         if azp is not None and azp != self.client_id:
-            raise InvalidToken("ID token was issued to another client")
+            raise InvalidToken("le jeton d'identité a été émis pour un autre client")
         return claims
 
     async def verify_logout_token(self, token: str) -> dict[str, Any]:
         claims = await self.logout_tokens.verify(token)
         events = claims.get("events")
         if not isinstance(events, dict) or BACKCHANNEL_LOGOUT_EVENT not in events:
-            raise InvalidToken("logout token has no back-channel logout event")
+            raise InvalidToken("le jeton de déconnexion n'a pas d'événement de déconnexion (back-channel)")
         if "nonce" in claims:
-            raise InvalidToken("a logout token must not carry a nonce")
+            raise InvalidToken("un jeton de déconnexion ne porte pas de nonce")
         if not claims.get("sid") and not claims.get("sub"):
-            raise InvalidToken("logout token names neither a session (sid) nor a user (sub)")
+            raise InvalidToken("le jeton de déconnexion ne désigne ni une session (sid) ni une personne (sub)")
         return claims
 
     async def end_session_url(self, id_token: str | None) -> str:

@@ -40,9 +40,9 @@ async def identity_view(http: httpx.AsyncClient, urls: dict[str, str], token: st
     try:
         response = await http.get(f"{base}/v1/me", headers={"Authorization": f"Bearer {token}"})
     except httpx.HTTPError as exc:
-        return {"error": f"identity service unreachable ({type(exc).__name__})"}
+        return {"error": f"service d'identité injoignable ({type(exc).__name__})"}
     if response.status_code != 200:
-        return {"error": f"identity service answered {response.status_code}"}
+        return {"error": f"le service d'identité a répondu {response.status_code}"}
     return dict(response.json())
 
 
@@ -63,7 +63,7 @@ class AgentController(Controller):
     async def commune(self, alias: FromPath[str], agent: NamedDependency[AgentSession], state: State) -> Template:
         """The commune's home page; the services are called with the agent's own token."""
         if agent.agent.organization != alias:
-            raise NotFound(f"no commune {alias!r} in this console")
+            raise NotFound(f"aucune commune « {alias} » dans cette console")
         identity = await identity_view(state.http, state.settings.service_urls, agent.access_token)
         return Template(
             "commune.html", context={"agent": agent.agent, "csrf": agent.csrf, "alias": alias, "identity": identity}
@@ -88,7 +88,7 @@ class AgentController(Controller):
         """Re-authenticate (silently when Keycloak's session allows) for exactly the chosen commune."""
         agent.check_csrf(request, data.csrf_token)
         if data.organization not in agent.memberships:
-            raise NotFound(f"no commune {data.organization!r} among yours")
+            raise NotFound(f"aucune commune « {data.organization} » parmi les vôtres")
         return await redirect_to_provider(
             db_session,
             state.settings,

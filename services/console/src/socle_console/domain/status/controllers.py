@@ -22,8 +22,8 @@ async def _ready(client: httpx.AsyncClient, url: str) -> str:
     try:
         response = await client.get(f"{url}/health/ready", timeout=3)
     except httpx.HTTPError as exc:
-        return f"unreachable ({type(exc).__name__})"
-    return "ready" if response.status_code == 200 else f"not ready ({response.status_code})"
+        return f"injoignable ({type(exc).__name__})"
+    return "prêt" if response.status_code == 200 else f"pas prêt ({response.status_code})"
 
 
 class StatusController(Controller):

@@ -22,6 +22,6 @@ class AuditFeedController(Controller):
         access=platform_caller("operator or the platform client"),
     )
     async def sync(self, state: State) -> AuditFeedReport:
-        feed: AuditFeed = job_of(state, "audit_feed", "read Keycloak's events")
+        feed: AuditFeed = job_of(state, "audit_feed", "lire les événements de Keycloak")
         with keycloak_problems():
             return await feed.run()

@@ -22,6 +22,6 @@ class InvitationController(Controller):
         access=platform_caller("operator or the platform client"),
     )
     async def sync(self, state: State) -> InvitationReport:
-        job: InvitationSync = job_of(state, "invitations", "manage Keycloak")
+        job: InvitationSync = job_of(state, "invitations", "gérer Keycloak")
         with keycloak_problems():
             return await job.run()

@@ -266,7 +266,7 @@ class MemberService:
                 return current
             await self._refuse_if_shared(user_id, org, wanted=role)
             if "commune-admin" in current.roles and role != "commune-admin":
-                await self._refuse_last_admin(org, user_id, "demote")
+                await self._refuse_last_admin(org, user_id, "rétrograder")
             await self.roles.give(user_id, role)
             member = await self._member(await self._require_member(org, user_id))
         await self._audit("member.role_changed", f"user:{user_id}", previous=current.roles, role=role)
@@ -280,7 +280,7 @@ class MemberService:
             await self._lock_admins(org)
             current = await self._member(await self._require_member(org, user_id))  # as of the lock
             if "commune-admin" in current.roles:
-                await self._refuse_last_admin(org, user_id, "remove")
+                await self._refuse_last_admin(org, user_id, "retirer")
             await self.organizations.remove_member(self.admin.organization, user_id)
             elsewhere = await self._other_organizations(user_id, org)
             if not elsewhere:  # their commune rights ended with their last commune
@@ -302,7 +302,7 @@ class MemberService:
         """The member, or 404: a user of another commune (or of nobody) does not exist here."""
         rep = await self._member_rep(org, user_id)
         if rep is None:
-            raise NotFound("no member of your commune with this id", user_id=user_id)
+            raise NotFound("aucun membre de votre commune avec cet identifiant", user_id=user_id)
         return rep
 
     async def _member(self, rep: dict[str, Any]) -> Member:
@@ -370,8 +370,8 @@ class MemberService:
         if wanted in roles and not (set(COMMUNE_ROLES) - {wanted}) & roles:
             return
         raise Conflict(
-            f"this person also belongs to another commune, and a role applies in every commune they belong to: "
-            f"ask the EPCI to change it to {wanted!r} for all of them",
+            "cette personne appartient aussi à une autre commune, et un rôle vaut dans toutes ses communes : "
+            f"demandez à l'EPCI de le changer en {wanted!r} pour toutes",
             user_id=user_id,
         )
 
@@ -404,9 +404,10 @@ class MemberService:
             if len(reps) < _SCAN_PAGE:
                 break
             first += _SCAN_PAGE
-        who = "yourself" if user_id == self.admin.subject else "this member"
+        what = f"vous {verb}" if user_id == self.admin.subject else f"{verb} ce membre"
         raise Conflict(
-            f"cannot {verb} {who}: they are the commune's last commune-admin; make another member commune-admin first",
+            f"impossible de {what} : c'est le dernier commune-admin de la commune ; "
+            "nommez d'abord un autre membre commune-admin",
             user_id=user_id,
         )
 
@@ -430,14 +431,16 @@ def _is_external(email: str, org: Organization) -> bool:
 def _check_domain(email: str, org: Organization, *, allow_external: bool) -> None:
     if allow_external or not _is_external(email, org):
         return
-    domains = ", ".join(org.domains) or "none yet"
+    domains = ", ".join(org.domains) or "aucun pour l'instant"
     raise InvalidInput(
-        f"the address is outside the commune's email domains ({domains}); set allow_external to invite it anyway",
+        f"l'adresse est hors des domaines de messagerie de la commune ({domains}) : "
+        "indiquez allow_external pour l'inviter malgré tout",
         errors=[
             {
                 "location": "body",
                 "field": "body.email",
-                "detail": f"domain {email.rsplit('@', 1)[1]!r} is not one of the organization's domains ({domains})",
+                "detail": f"le domaine {email.rsplit('@', 1)[1]!r} n'est pas un des domaines de l'organisation "
+                f"({domains})",
             }
         ],
     )

@@ -54,7 +54,7 @@ class OrganizationService:
     async def _require(self, alias: str) -> Organization:
         organization = await self.organizations.get(alias)
         if organization is None:
-            raise NotFound("no organization with this alias", alias=alias)
+            raise NotFound("aucune organisation avec cet alias", alias=alias)
         return organization
 
     async def _audit(self, action: str, organization: Organization) -> None:

@@ -22,6 +22,6 @@ class PlacementController(Controller):
         access=platform_caller("operator or the platform client"),
     )
     async def sync(self, state: State) -> PlacementReport:
-        placement: PlacementSync = job_of(state, "placement", "manage Keycloak")
+        placement: PlacementSync = job_of(state, "placement", "gérer Keycloak")
         with keycloak_problems():
             return await placement.run()

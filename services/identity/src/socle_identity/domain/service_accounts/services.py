@@ -42,11 +42,11 @@ def keycloak_problems() -> Iterator[None]:
         yield
     except (KeycloakUnavailable, KeycloakAuthError) as exc:
         log.error("keycloak_failure", error=str(exc))
-        raise ServiceUnavailable("the identity provider is unavailable; try again later") from exc
+        raise ServiceUnavailable("le fournisseur d'identité est indisponible : réessayez plus tard") from exc
     except KeycloakConflict as exc:
-        raise Conflict(f"the identity provider refused the change: {exc.detail}") from exc
+        raise Conflict(f"le fournisseur d'identité a refusé la modification : {exc.detail}") from exc
     except KeycloakRefused as exc:
-        raise IdentityProviderRefused(f"the identity provider refused the change: {exc.detail}") from exc
+        raise IdentityProviderRefused(f"le fournisseur d'identité a refusé la modification : {exc.detail}") from exc
 
 
 class ServiceAccountService:
@@ -70,7 +70,7 @@ class ServiceAccountService:
             )
         )
         if account is None:
-            raise NotFound("no service account with this id", service_account_id=str(account_id))
+            raise NotFound("aucun compte de service avec cet identifiant", service_account_id=str(account_id))
         return account
 
     async def create(self, name: str, access: Access) -> tuple[ServiceAccount, IssuedSecret]:
@@ -107,7 +107,7 @@ class ServiceAccountService:
     async def rotate(self, account_id: uuid.UUID) -> tuple[ServiceAccount, IssuedSecret]:
         account = await self.get(account_id)
         if account.revoked_at is not None:
-            raise Conflict("this service account is revoked; create a new one", service_account_id=str(account_id))
+            raise Conflict("ce compte de service est révoqué : créez-en un nouveau", service_account_id=str(account_id))
         with keycloak_problems():
             issued = await self.clients.rotate_secret(account_id)
         await self._audit("service_account.rotated", account)

@@ -143,16 +143,25 @@ class ChainChecker:
         if entry.seq > self._expected_seq:
             missing = f"{self._expected_seq}" if entry.seq == self._expected_seq + 1 else None
             span = missing or f"{self._expected_seq}..{entry.seq - 1}"
-            self._find(entry.seq, "missing", f"entries {span} are missing before entry {entry.seq} (deleted)")
+            self._find(entry.seq, "missing", f"les entrées {span} manquent avant l'entrée {entry.seq} (supprimées)")
         elif entry.seq < self._expected_seq:
-            self._find(entry.seq, "duplicate", f"entry {entry.seq} appears again after entry {self._expected_seq - 1}")
+            self._find(
+                entry.seq, "duplicate", f"l'entrée {entry.seq} réapparaît après l'entrée {self._expected_seq - 1}"
+            )
         if entry_hash(entry) != entry.hash:
-            self._find(entry.seq, "altered", f"entry {entry.seq}'s stored fields do not match its hash (edited)")
+            self._find(
+                entry.seq,
+                "altered",
+                f"les champs enregistrés de l'entrée {entry.seq} ne correspondent pas à son empreinte (modifiée)",
+            )
         if entry.prev_hash != self._prev:
             self._find(
                 entry.seq,
                 "broken_link",
-                f"entry {entry.seq} is not chained to the entry before it (deleted, inserted or reordered)",
+                (
+                    f"l'entrée {entry.seq} n'est pas chaînée à l'entrée "
+                    "précédente (suppression, insertion ou réordonnancement)"
+                ),
             )
         for anchor in self.anchors.get(entry.seq, ()):
             self._anchored.add(entry.seq)
@@ -160,7 +169,7 @@ class ChainChecker:
                 self._find(
                     entry.seq,
                     "anchor_mismatch",
-                    f"entry {entry.seq} differs from the {anchor.source}: the chain was rewritten from there on",
+                    f"l'entrée {entry.seq} diffère de {anchor.source} : la chaîne a été réécrite à partir de là",
                 )
         self._expected_seq = max(self._expected_seq, entry.seq + 1)
         self._prev = entry.hash
@@ -170,29 +179,41 @@ class ChainChecker:
         for seq in sorted(set(self.anchors) - self._anchored):
             source = self.anchors[seq][0].source
             why = (
-                f"the chain now ends at entry {last_seq}: its newest entries were cut and its head rolled back"
+                f"la chaîne s'arrête maintenant à l'entrée {last_seq} : ses entrées les plus récentes ont été coupées "
+                "et sa tête ramenée en arrière"
                 if seq > last_seq
-                else "it was deleted"
+                else "elle a été supprimée"
             )
-            self._find(seq, "anchor_missing", f"entry {seq} of the {source} is no longer in the chain: {why}")
+            self._find(seq, "anchor_missing", f"l'entrée {seq} de {source} n'est plus dans la chaîne : {why}")
 
     def finish(self) -> list[Finding]:
         self._unreached_anchors()
         if self.head is None:
             if self.entries and self.expect_head and not self.partial:
-                self._find(None, "no_head", "the chain has entries but no head: its head row was removed")
+                self._find(
+                    None, "no_head", "la chaîne a des entrées mais pas de tête : sa ligne de tête a été supprimée"
+                )
             return self.findings
         last_seq = self._expected_seq - 1
         if last_seq < self.head.last_seq:
             self._find(
                 last_seq + 1,
                 "missing",
-                f"the chain ends at entry {last_seq} but its head says {self.head.last_seq} (newest entries deleted)",
+                f"la chaîne s'arrête à l'entrée {last_seq} mais sa tête indique {self.head.last_seq} "
+                "(entrées les plus récentes supprimées)",
             )
         elif last_seq > self.head.last_seq:
-            self._find(self.head.last_seq + 1, "beyond_head", f"entries after the head's {self.head.last_seq} exist")
+            self._find(
+                self.head.last_seq + 1,
+                "beyond_head",
+                f"des entrées existent après celle de la tête ({self.head.last_seq})",
+            )
         elif self._prev != self.head.last_hash:
-            self._find(last_seq, "head_mismatch", "the last entry's hash differs from the chain head's")
+            self._find(
+                last_seq,
+                "head_mismatch",
+                "l'empreinte de la dernière entrée diffère de celle de la tête de la chaîne",
+            )
         return self.findings
 
 

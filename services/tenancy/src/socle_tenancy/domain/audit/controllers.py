@@ -55,7 +55,9 @@ async def _chain_for(principal: Principal, tenant: uuid.UUID | None, engine: Asy
     """The chain the caller may read, as a tenant context; and whether they read it as auditor."""
     if principal.has_any_role(AUDITOR):
         if tenant is None:
-            detail = f"an auditor names the chain to read: ?tenant=<uuid> (the platform's own is {PLATFORM_TENANT})"
+            detail = (
+                f"un auditeur indique la chaîne à lire : ?tenant=<uuid> (celle de la plateforme est {PLATFORM_TENANT})"
+            )
             raise InvalidInput(detail, errors=[{"location": "query", "field": "query.tenant", "detail": detail}])
         return system_tenant(tenant, reason="auditor reads the audit log"), True
     own = principal.require_tenant()  # the route admitted only admins whose token names their tenant
@@ -69,13 +71,13 @@ async def _chain_for(principal: Principal, tenant: uuid.UUID | None, engine: Asy
             target=f"tenant:{tenant}",
             details={"reason": "the audit log of another tenant was requested"},
         )
-        raise NotFound("no audit log of this tenant for this account")
+        raise NotFound("aucun journal d'audit de cette collectivité pour ce compte")
     return own, False
 
 
 def _filters(since: dt.datetime | None, until: dt.datetime | None, action: str | None) -> services.Filters:
     if since is not None and until is not None and since >= until:
-        detail = "since must be before until"
+        detail = "since doit précéder until"
         raise InvalidInput(detail, errors=[{"location": "query", "field": "query.since", "detail": detail}])
     return services.Filters(since=since, until=until, action=action)
 

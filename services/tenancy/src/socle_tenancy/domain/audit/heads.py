@@ -114,7 +114,7 @@ class AnchorError(ValueError):
     """A line to verify against that is neither a valid signed head nor an export line."""
 
     def __init__(self, index: int, detail: str) -> None:
-        super().__init__(f"line {index + 1}: {detail}")
+        super().__init__(f"ligne {index + 1} : {detail}")
         self.index = index
         self.detail = detail
 
@@ -135,9 +135,9 @@ def parse_anchor_document(content: str) -> list[dict[str, Any]]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise AnchorError(number, f"not JSON ({exc.msg})") from exc
+            raise AnchorError(number, f"pas du JSON ({exc.msg})") from exc
         if not isinstance(record, dict):
-            raise AnchorError(number, "not a JSON object")
+            raise AnchorError(number, "pas un objet JSON")
         records.append(record)
     return records
 
@@ -149,13 +149,15 @@ def anchors_of(records: Sequence[Mapping[str, Any]], verifier: HeadVerifier | No
         try:
             if record.get("type") == RECORD_TYPE:
                 if verifier is None:
-                    raise SignatureError("signed heads need the signing key's public key to be checked")
+                    raise SignatureError("les têtes signées ne se vérifient qu'avec la clé publique de signature")
                 verifier.check(record)
-                chain, source = record["chain_id"], f"head signed at {record['signed_at']}"
+                chain, source = record["chain_id"], f"la tête signée le {record['signed_at']}"
             elif "details_text" in record:
-                chain, source = record["tenant_id"], "earlier export"
+                chain, source = record["tenant_id"], "l'export antérieur"
             else:
-                raise AnchorError(index, "neither a signed head (type socle.audit.head) nor an audit export line")
+                raise AnchorError(
+                    index, "ni une tête signée (type socle.audit.head) ni une ligne d'export du journal d'audit"
+                )
             digest = bytes.fromhex(str(record["hash"]))
             anchors.append(Anchor(uuid.UUID(str(chain)), int(record["seq"]), digest, source))
         except AnchorError:
@@ -163,5 +165,5 @@ def anchors_of(records: Sequence[Mapping[str, Any]], verifier: HeadVerifier | No
         except SignatureError as exc:
             raise AnchorError(index, str(exc)) from exc
         except (KeyError, TypeError, ValueError) as exc:
-            raise AnchorError(index, f"malformed ({exc.__class__.__name__}: {exc})") from exc
+            raise AnchorError(index, f"mal formé ({exc.__class__.__name__} : {exc})") from exc
     return anchors

@@ -96,7 +96,7 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(prefix)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        detail = "cursor is not one this API returned: pass next_cursor of the previous page unchanged"
+        detail = "ce curseur n'a pas été donné par cette API : passez tel quel le next_cursor de la page précédente"
         raise InvalidInput(detail, errors=[{"location": "query", "field": "query.cursor", "detail": detail}]) from exc
 
 

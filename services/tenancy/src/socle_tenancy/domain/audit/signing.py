@@ -46,11 +46,16 @@ class SignatureError(ValueError):
 
 def check_key(key: SecretStr | None, environment: str) -> SecretStr:
     if key is None or not key.get_secret_value():
-        raise SigningKeyError(f"no audit head signing key: set {SETTING} (32+ random characters, from a Secret)")
+        raise SigningKeyError(
+            "aucune clé de signature des têtes d'audit : définissez "
+            f"{SETTING} (32 caractères aléatoires ou plus, depuis un Secret)"
+        )
     if len(key.get_secret_value()) < MIN_KEY_LENGTH:
-        raise SigningKeyError(f"{SETTING} must be at least {MIN_KEY_LENGTH} characters long")
+        raise SigningKeyError(f"{SETTING} doit compter au moins {MIN_KEY_LENGTH} caractères")
     if DEV_SECRET_MARKER in key.get_secret_value() and environment != "development":
-        raise SigningKeyError(f"a development-only {SETTING} is refused when environment={environment}: set a real one")
+        raise SigningKeyError(
+            f"un {SETTING} de développement est refusé quand environment={environment} : définissez-en un vrai"
+        )
     return key
 
 
@@ -116,9 +121,9 @@ def public_key_of(text: str) -> bytes:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SignatureError(f"not a base64 Ed25519 public key: {text[:60]!r}") from exc
+        raise SignatureError(f"pas une clé publique Ed25519 en base64 : {text[:60]!r}") from exc
     if len(raw) != 32:
-        raise SignatureError("an Ed25519 public key is 32 bytes")
+        raise SignatureError("une clé publique Ed25519 fait 32 octets")
     return raw
 
 
@@ -130,12 +135,14 @@ class HeadVerifier:
 
     def check(self, record: Mapping[str, Any]) -> None:
         if record.get("algorithm") != ALGORITHM:
-            raise SignatureError(f"not an {ALGORITHM} signature: {record.get('algorithm')!r}")
+            raise SignatureError(f"pas une signature {ALGORITHM} : {record.get('algorithm')!r}")
         key = self._keys.get(str(record.get("key_id")))
         if key is None:
-            known = ", ".join(sorted(self._keys)) or "none"
-            raise SignatureError(f"signed by key {record.get('key_id')!r}, which is not a trusted key ({known})")
+            known = ", ".join(sorted(self._keys)) or "aucune"
+            raise SignatureError(
+                f"signée par la clé {record.get('key_id')!r}, qui n'est pas une clé de confiance ({known})"
+            )
         try:
             key.verify(_unb64(str(record.get("signature", ""))), canonical(record))
         except (InvalidSignature, binascii.Error, ValueError) as exc:
-            raise SignatureError("the signature does not match: the head was edited after it was signed") from exc
+            raise SignatureError("la signature ne correspond pas : la tête a été modifiée après sa signature") from exc

@@ -48,7 +48,7 @@ class PersonSession:
             return await asyncio.to_thread(login.access_token, issuer, store=self.store)
         except login.LoginError as exc:
             raise ApiError(
-                f"{exc} (or, for automation, --client-credentials with SOCLE_TENANTS_CLIENT_SECRET)"
+                f"{exc} (ou, pour l'automatisation, --client-credentials avec SOCLE_TENANTS_CLIENT_SECRET)"
             ) from exc
 
 
@@ -71,11 +71,11 @@ class ClientCredentials:
                 data={"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.secret},
             )
         except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach Keycloak at {token_url}: {exc!r}") from exc
+            raise ApiError(f"Keycloak est injoignable à {token_url} : {exc!r}") from exc
         if response.status_code != 200:
             raise ApiError(
-                f"Keycloak refused the {self.client_id!r} client credentials ({response.status_code}): "
-                "check --issuer / SOCLE_TENANTS_ISSUER and SOCLE_TENANTS_CLIENT_SECRET",
+                f"Keycloak a refusé les identifiants du client {self.client_id!r} ({response.status_code}) : "
+                "vérifiez --issuer / SOCLE_TENANTS_ISSUER et SOCLE_TENANTS_CLIENT_SECRET",
                 response.status_code,
             )
         body = response.json()
@@ -109,7 +109,7 @@ class TenancyApi:
         try:
             response = await self._http.request(method, path, headers=headers, **kwargs)
         except httpx.HTTPError as exc:
-            raise ApiError(f"cannot reach the tenancy API at {self._http.base_url}: {exc!r}") from exc
+            raise ApiError(f"l'API des collectivités est injoignable à {self._http.base_url} : {exc!r}") from exc
         if response.status_code < 400 or response.status_code in ok:
             return response
         try:
@@ -118,7 +118,7 @@ class TenancyApi:
             problem = {"detail": response.text[:300]}
         detail = problem.get("detail") if isinstance(problem, dict) else None
         raise ApiError(
-            f"{method} {path} answered {response.status_code}: {detail or response.reason_phrase}",
+            f"{method} {path} a répondu {response.status_code} : {detail or response.reason_phrase}",
             response.status_code,
             problem if isinstance(problem, dict) else {},
         )

@@ -105,7 +105,7 @@ async def _apply(args: argparse.Namespace, out: Output) -> int:
     try:
         declaration = services.load_declaration(path, default_catalogue())
     except services.InvalidDeclaration as exc:
-        out.line(f"{path} is invalid ({len(exc.issues)} problem(s)); nothing was changed:")
+        out.line(f"{path} est invalide ({len(exc.issues)} problème(s)) ; rien n'a été modifié :")
         for issue in exc.issues:
             out.line(f"  {issue}")
         out.document(
@@ -117,26 +117,26 @@ async def _apply(args: argparse.Namespace, out: Output) -> int:
         )
         return 2
     wanted = services.desired_tenants(declaration)
-    out.line(f"{path}: EPCI {declaration['epci']['siren']} and {len(wanted) - 1} commune(s), valid.")
+    out.line(f"{path} : EPCI {declaration['epci']['siren']} et {len(wanted) - 1} commune(s), valide.")
     async with connect(args) as api:
         plan = await services.plan(api, declaration)
         report: dict[str, Any] = {"file": str(path), "valid": True, "dry_run": args.dry_run, **plan.as_json()}
         if not plan.changes:
-            out.line("Nothing to do: the platform matches the declaration.")
+            out.line("Rien à faire : la plateforme correspond à la déclaration.")
         else:
-            out.line(f"{len(plan.changes)} change(s):")
+            out.line(f"{len(plan.changes)} modification(s) :")
             for change in plan.changes:
                 out.line(f"  {'+' if change.action in ('register_epci', 'onboard') else '~'} {change.summary}")
         for note in plan.notes:
-            out.line(f"  note: {note}")
+            out.line(f"  remarque : {note}")
         if args.dry_run or not plan.changes:
             if args.dry_run and plan.changes:
-                out.line("Dry run: nothing was changed.")
+                out.line("Simulation : rien n'a été modifié.")
             report["results"] = []
             out.document(report)
             return 0
         report["results"] = await services.apply(api, plan.changes, out.line)
-        out.line(f"Applied {len(plan.changes)} change(s).")
+        out.line(f"{len(plan.changes)} modification(s) appliquée(s).")
         out.document(report)
     return 0
 
@@ -145,12 +145,12 @@ def _run(coroutine: Any, out: Output) -> int:
     try:
         return int(asyncio.run(coroutine))
     except UsageError as exc:
-        out.line(f"error: {exc}")
+        out.line(f"erreur : {exc}")
         return 2
     except ApiError as exc:
-        out.line(f"error: {exc}")
+        out.line(f"erreur : {exc}")
         for error in exc.problem.get("errors", []) if isinstance(exc.problem.get("errors"), list) else []:
-            out.line(f"  {error.get('field', '')}: {error.get('detail', error)}")
+            out.line(f"  {error.get('field', '')} : {error.get('detail', error)}")
         out.document({"error": str(exc), "status": exc.status, "problem": exc.problem})
         return 1
 

@@ -32,7 +32,7 @@ ONBOARDED = ("active", "suspended")
 
 class InvalidDeclaration(Exception):
     def __init__(self, issues: list[DeclarationIssue]) -> None:
-        super().__init__(f"{len(issues)} problem(s)")
+        super().__init__(f"{len(issues)} problème(s)")
         self.issues = issues
 
 
@@ -55,9 +55,9 @@ def load_declaration(path: Path, catalogue: ReferenceCatalogue) -> dict[str, Any
     try:
         declaration = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InvalidDeclaration([DeclarationIssue("", f"cannot read {path}: {exc.strerror}")]) from exc
+        raise InvalidDeclaration([DeclarationIssue("", f"impossible de lire {path} : {exc.strerror}")]) from exc
     except json.JSONDecodeError as exc:
-        raise InvalidDeclaration([DeclarationIssue("", f"not JSON: {exc.msg} at line {exc.lineno}")]) from exc
+        raise InvalidDeclaration([DeclarationIssue("", f"pas du JSON : {exc.msg} à la ligne {exc.lineno}")]) from exc
     validator = Draft202012Validator(declaration_schema())
     issues = [
         DeclarationIssue(_pointer(error.absolute_path), error.message)
@@ -70,7 +70,9 @@ def load_declaration(path: Path, catalogue: ReferenceCatalogue) -> dict[str, Any
         value = quotas.get("storage_gb")
         if value is not None and value != int(value):
             issues.append(
-                DeclarationIssue(f"{pointer}/storage_gb", f"{value} GB: the platform counts storage in whole GB")
+                DeclarationIssue(
+                    f"{pointer}/storage_gb", f"{value} Go : la plateforme compte le stockage en Go entiers"
+                )
             )
     if issues:
         raise InvalidDeclaration(issues)
@@ -154,11 +156,11 @@ def _onboarding(want: DesiredTenant, existing: Mapping[str, Any] | None) -> Chan
     if want.quotas:
         body["quotas"] = want.quotas
     path = f"/v1/epcis/{want.code}/onboarding" if want.kind == "epci" else f"/v1/tenants/{want.code}/onboarding"
-    verb = "resume the onboarding of" if existing else "onboard"
-    details = [f"first admin {want.first_admin_email}" if want.first_admin_email else ""]
-    details.append(f"domains {', '.join(want.email_domains)}" if want.email_domains else "")
+    verb = "reprendre l'onboarding de" if existing else "onboarding de"
+    details = [f"premier administrateur {want.first_admin_email}" if want.first_admin_email else ""]
+    details.append(f"domaines {', '.join(want.email_domains)}" if want.email_domains else "")
     details.append(", ".join(f"{k}={v}" for k, v in want.quotas.items()))
-    summary = f"{verb} {want.key}" + (": " + "; ".join(d for d in details if d) if any(details) else "")
+    summary = f"{verb} {want.key}" + (" : " + " ; ".join(d for d in details if d) if any(details) else "")
     return Change("onboard", want.key, summary, "POST", path, body, after=body)
 
 
@@ -173,7 +175,7 @@ async def plan(api: TenancyApi, declaration: Mapping[str, Any]) -> Plan:
             Change(
                 "register_epci",
                 f"epci-{siren}",
-                f"register EPCI {siren} ({declaration['epci']['display_name']}) from the official list",
+                f"enregistrer l'EPCI {siren} ({declaration['epci']['display_name']}) d'après la liste officielle",
                 "POST",
                 "/v1/epcis",
                 {"siren": siren},
@@ -181,8 +183,8 @@ async def plan(api: TenancyApi, declaration: Mapping[str, Any]) -> Plan:
         )
     elif registered["siren"] != siren:
         result.notes.append(
-            f"this platform belongs to EPCI {registered['siren']} ({registered['name']}): "
-            f"a declaration of EPCI {siren} cannot be applied here"
+            f"cette plateforme appartient à l'EPCI {registered['siren']} ({registered['name']}) : "
+            f"une déclaration de l'EPCI {siren} ne peut pas y être appliquée"
         )
         return result
 
@@ -193,7 +195,8 @@ async def plan(api: TenancyApi, declaration: Mapping[str, Any]) -> Plan:
             continue
         if tenant["status"] not in ONBOARDED:
             result.notes.append(
-                f"{want.key} is {tenant['status']}: left as it is (a tenant that left is not brought back)"
+                f"{want.key} est au statut {tenant['status']} : laissée en l'état (une collectivité partie n'est pas "
+                "ramenée)"
             )
             continue
         patch: dict[str, Any] = {}
@@ -203,7 +206,7 @@ async def plan(api: TenancyApi, declaration: Mapping[str, Any]) -> Plan:
             patch["email_domains"] = want.email_domains
         if patch:
             before = {k: tenant["name" if k == "name" else "email_domains"] for k in patch}
-            summary = f"update {want.key}: " + "; ".join(f"{k} {before[k]!r} → {v!r}" for k, v in patch.items())
+            summary = f"modifier {want.key} : " + " ; ".join(f"{k} {before[k]!r} → {v!r}" for k, v in patch.items())
             result.changes.append(
                 Change("update_tenant", want.key, summary, "PATCH", f"/v1/tenants/{tenant['id']}", patch, before, patch)
             )
@@ -212,7 +215,7 @@ async def plan(api: TenancyApi, declaration: Mapping[str, Any]) -> Plan:
             quota_patch = {k: v for k, v in want.quotas.items() if current.get(k) != v}
             if quota_patch:
                 before = {k: current.get(k) for k in quota_patch}
-                summary = f"update {want.key} quotas: " + ", ".join(
+                summary = f"modifier les quotas de {want.key} : " + ", ".join(
                     f"{k} {before[k]} → {v}" for k, v in quota_patch.items()
                 )
                 result.changes.append(
@@ -228,7 +231,8 @@ async def plan(api: TenancyApi, declaration: Mapping[str, Any]) -> Plan:
                     )
                 )
     result.notes.append(
-        "allocation_key and allocation_weight are not applied: they belong to billing, which has no API for them yet"
+        "allocation_key et allocation_weight ne sont pas appliqués : ils relèvent de la facturation, qui n'a pas "
+        "encore d'API pour eux"
     )
     return result
 
@@ -244,5 +248,5 @@ async def apply(api: TenancyApi, changes: list[Change], progress: Callable[[str]
         results.append(
             {"action": change.action, "tenant": change.tenant, "status": response.status_code, "id": tenant.get("id")}
         )
-        progress(f"[{index}/{len(changes)}] done ({response.status_code})")
+        progress(f"[{index}/{len(changes)}] fait ({response.status_code})")
     return results

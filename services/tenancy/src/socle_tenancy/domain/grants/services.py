@@ -35,17 +35,19 @@ async def create_grant(session: AsyncSession, grantor: TenantId, actor: str, dat
     """A grant of the caller's own data: the grantor is always the caller's tenant."""
     now = dt.datetime.now(dt.UTC)
     if data.expires_at <= now:
-        raise _invalid("expires_at", f"expires_at must be in the future (now is {now.isoformat()})")
+        raise _invalid("expires_at", f"expires_at doit être dans le futur (il est {now.isoformat()})")
     if await session.get(Tenant, grantor.uuid) is None:
-        raise NotFound("this account's tenant is not in the registry: it cannot share data")
+        raise NotFound("la collectivité de ce compte n'est pas dans le registre : elle ne peut pas partager de données")
     try:
         grantee = await resolve_tenant(session, data.grantee)
     except NotFound as exc:
-        raise NotFound(f"no tenant {data.grantee!r} to share with", errors=exc.errors) from exc
+        raise NotFound(f"aucune collectivité {data.grantee!r} avec qui partager", errors=exc.errors) from exc
     if grantee.id == grantor.uuid:
-        raise _invalid("grantee", "a tenant already reads its own data: name another tenant")
+        raise _invalid("grantee", "une collectivité lit déjà ses propres données : indiquez-en une autre")
     if grantee.status not in GRANTEE_STATUSES:
-        raise Conflict(f"tenant {grantee.key} is {grantee.status}: data cannot be shared with it")
+        raise Conflict(
+            f"la collectivité {grantee.key} est au statut {grantee.status} : aucune donnée ne peut lui être partagée"
+        )
     grant = DataGrant(
         id=uuid.uuid4(),
         grantor_tenant_id=grantor.uuid,
@@ -108,7 +110,7 @@ async def get_grant(session: AsyncSession, tenant: TenantId, grant_id: uuid.UUID
         )
     )
     if grant is None:
-        raise NotFound(f"no data-sharing grant {grant_id}")
+        raise NotFound(f"aucune autorisation de partage {grant_id}")
     return grant
 
 
@@ -118,7 +120,7 @@ async def revoke_grant(
     """Revoke a grant the tenant gave; revoking it again changes nothing and records nothing."""
     grant = await get_grant(session, tenant, grant_id)
     if grant.grantor_tenant_id != tenant.uuid:
-        raise Forbidden("only the tenant that granted this access can revoke it")
+        raise Forbidden("seule la collectivité qui a accordé cet accès peut le révoquer")
     if grant.revoked_at is not None:
         return grant
     grant.revoked_at = dt.datetime.now(dt.UTC)

@@ -72,8 +72,8 @@ def database_urls(environ: Mapping[str, str], services: tuple[str, ...] = SERVIC
     missing = [f"SOCLE_{s.upper()}_DATABASE_URL" for s, url in urls.items() if not url]
     if missing:
         raise BundleError(
-            "the export must read every service's tables: set " + ", ".join(missing) + " (each service's "
-            "application-role URL, as the services themselves get it)"
+            "l'export doit lire les tables de chaque service : définissez " + ", ".join(missing) + " (l'URL du "
+            "rôle applicatif de chaque service, telle que les services eux-mêmes la reçoivent)"
         )
     return {s: url.replace("postgresql+asyncpg://", "postgresql://", 1) for s, url in urls.items()}
 
@@ -116,8 +116,8 @@ async def discover(connection: asyncpg.Connection, service: str) -> list[TableRe
     unreadable = [r["table"] for r in rows if not r["readable"]]
     if unreadable:
         raise BundleError(
-            f"the {service} application role cannot read {', '.join(unreadable)}: the export would miss "
-            "those rows (grant it SELECT; row-level security still limits it to the tenant)"
+            f"le rôle applicatif de {service} ne peut pas lire {', '.join(unreadable)} : il manquerait ces lignes "
+            "à l'export (accordez-lui SELECT ; la sécurité par ligne le limite toujours à la collectivité)"
         )
     refs = {r["table"]: TableRef(service, r["table"], tuple(r["primary_key"])) for r in rows}
     return [refs[name] for name in deletion_order(sorted(refs), keys)]
@@ -256,7 +256,7 @@ async def export_bundle(
             for ref in sorted(await discover(connection, service), key=lambda r: r.table):
                 rows = await _export_table(connection, ref, tenant_id, partial / ref.path)
                 record(ref.path, ref.format, rows, table=ref.name, retained=ref.retained)
-                progress(f"exported {ref.name}: {rows} row(s)")
+                progress(f"{ref.name} exportée : {rows} ligne(s)")
     manifest = {
         "format": BUNDLE_FORMAT,
         "tenant": {k: tenant.get(k) for k in ("id", "key", "kind", "name", "siren", "insee_code", "parent_id")},
@@ -335,13 +335,13 @@ async def delete_rows(
                 expected = exported.get(ref.name, 0)
                 if current not in (expected, 0):
                     raise BundleError(
-                        f"{ref.name} holds {current} row(s) of the tenant but the bundle has {expected}: rows "
-                        "arrived after the export. Stop the tenant's devices, move the bundle aside and run "
-                        "again: a new bundle will hold what is left"
+                        f"{ref.name} contient {current} ligne(s) de la collectivité mais le lot en a {expected} : "
+                        "des lignes sont arrivées après l'export. Arrêtez les capteurs de la collectivité, mettez "
+                        "le lot de côté et relancez : un nouveau lot contiendra ce qui reste"
                     )
                 status = await connection.execute(f"DELETE FROM {ref.qualified} WHERE tenant_id = $1", tenant_id)  # noqa: S608
                 deleted[ref.name] = int(status.split()[-1])
-                progress(f"deleted {ref.name}: {deleted[ref.name]} row(s)")
+                progress(f"{ref.name} supprimée : {deleted[ref.name]} ligne(s)")
     return deleted
 
 

@@ -83,11 +83,11 @@ async def _bundle(
     previous = _resumable(export_dir, tenant)
     if previous is not None:
         manifest = bundle.verify_bundle(previous)
-        out.line(f"reusing the verified bundle exported at {manifest['exported_at']} (an earlier run stopped)")
+        out.line(f"reprise du lot vérifié exporté le {manifest['exported_at']} (un passage précédent s'est arrêté)")
         return previous, manifest
     bundle.private_dir(export_dir)
     bundle_dir = export_dir / bundle.bundle_name(tenant["key"])
-    out.line(f"exporting {tenant['key']} to {bundle_dir}")
+    out.line(f"export de {tenant['key']} vers {bundle_dir}")
     registry = await api.get(f"/v1/tenants/{tenant['id']}")
     identity = await api.get(f"/v1/tenants/{tenant['id']}/offboarding/identity")
     manifest = await bundle.export_bundle(tenant, registry, identity, urls, bundle_dir, lambda m: out.line(f"  {m}"))
@@ -105,33 +105,35 @@ async def offboard_tenant(args: argparse.Namespace, out: Output) -> int:
         if tenant["status"] != "deleted":
             if args.confirm and tenant["status"] != "offboarding":
                 tenant = await api.post(f"/v1/tenants/{tenant_id}/offboarding", {"reason": args.reason})
-                out.line(f"{tenant['key']} is now offboarding: its Keycloak organization is disabled")
+                out.line(f"{tenant['key']} est maintenant en offboarding : son organisation Keycloak est désactivée")
             try:
                 bundle_dir, manifest = await _bundle(api, tenant, urls, export_dir, out)
             except bundle.BundleError as exc:
-                out.line(f"error: {exc}")
+                out.line(f"erreur : {exc}")
                 out.document({**report, "error": str(exc)})
                 return 1
             report["bundle"] = {"path": str(bundle_dir), "bundle_sha256": manifest["bundle_sha256"]}
-            out.line(f"bundle verified: {len(manifest['files'])} file(s), sha256 {manifest['bundle_sha256']}")
+            out.line(f"lot vérifié : {len(manifest['files'])} fichier(s), sha256 {manifest['bundle_sha256']}")
             for entry in manifest["files"]:
-                out.line(f"  {entry['path']:<40} {entry['rows']:>8} row(s)  {entry['sha256'][:16]}…")
+                out.line(f"  {entry['path']:<40} {entry['rows']:>8} ligne(s)  {entry['sha256'][:16]}…")
             if not args.confirm:
-                out.line("nothing was deleted: run again with --confirm to delete the tenant's data")
+                out.line(
+                    "rien n'a été supprimé : relancez avec --confirm pour supprimer les données de la collectivité"
+                )
                 out.document(report)
                 return 0
             try:
                 report["deleted"] = await bundle.delete_rows(urls, tenant_id, manifest, lambda m: out.line(f"  {m}"))
             except bundle.BundleError as exc:
-                out.line(f"error: {exc}")
+                out.line(f"erreur : {exc}")
                 out.document({**report, "error": str(exc)})
                 return 1
         else:
-            out.line(f"{tenant['key']} is already deleted: checking that nothing remains")
+            out.line(f"{tenant['key']} est déjà supprimée : vérification qu'il ne reste rien")
         proof = await bundle.remaining_rows(urls, tenant_id)
         left = {table: p["rows"] for table, p in proof.items() if p["rows"] and not p["retained"]}
         if left:
-            out.line(f"error: rows remain after deletion: {left}; run the command again")
+            out.line(f"erreur : des lignes restent après la suppression : {left} ; relancez la commande")
             out.document({**report, "proof": proof})
             return 1
         if tenant["status"] != "deleted":
@@ -146,12 +148,12 @@ async def offboard_tenant(args: argparse.Namespace, out: Output) -> int:
             "keycloak_organization": "absent" if identity["organization"] is None else identity["organization"]["id"],
             "tenant_status": tenant["status"],
         }
-        out.line(f"proof for {tenant['key']} (counted in fresh transactions after deletion):")
+        out.line(f"preuve pour {tenant['key']} (comptée dans de nouvelles transactions après la suppression) :")
         for table, entry in proof.items():
-            kept = "  (kept: legal retention of the audit log)" if entry["retained"] else ""
-            out.line(f"  {table:<40} {entry['rows']:>8} row(s) remaining{kept}")
-        out.line(f"  {'keycloak organization':<40} {report['proof']['keycloak_organization']}")
-        out.line(f"  {'tenant status':<40} {tenant['status']}")
+            kept = "  (conservées : durée légale de conservation du journal d'audit)" if entry["retained"] else ""
+            out.line(f"  {table:<40} {entry['rows']:>8} ligne(s) restante(s){kept}")
+        out.line(f"  {'organisation Keycloak':<40} {report['proof']['keycloak_organization']}")
+        out.line(f"  {'statut de la collectivité':<40} {tenant['status']}")
         _write_proof(export_dir, tenant["key"], report, out)
         out.document(report)
         return 0 if identity["organization"] is None else 1
@@ -165,9 +167,9 @@ def _write_proof(export_dir: Path, key: str, report: dict[str, Any], out: Output
     try:
         bundle.write_json(proof_file, report)
     except bundle.BundleError as exc:
-        out.line(f"note: {exc}")
+        out.line(f"remarque : {exc}")
         return
-    out.line(f"proof written to {proof_file}")
+    out.line(f"preuve écrite dans {proof_file}")
 
 
 async def import_tenant(args: argparse.Namespace, out: Output) -> int:

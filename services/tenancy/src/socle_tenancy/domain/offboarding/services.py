@@ -88,16 +88,16 @@ async def complete(
         return False, await remaining_rows(maker, tenant)
     if tenant.status != TenantStatus.offboarding:
         raise Conflict(
-            f"tenant {tenant.key} is {tenant.status}: start its offboarding first "
-            f"(POST /v1/tenants/{tenant.id}/offboarding), then export and delete its data",
+            f"la collectivité {tenant.key} est au statut {tenant.status} : commencez par son offboarding "
+            f"(POST /v1/tenants/{tenant.id}/offboarding), puis exportez et supprimez ses données",
             current_status=tenant.status,
         )
     remaining = await remaining_rows(maker, tenant)
     left = {table: count for table, count in remaining.items() if count}
     if left:
         raise Conflict(
-            f"tenant {tenant.key} still has rows in {', '.join(sorted(left))}: "
-            "delete its data first (socle-tenants offboard --confirm)",
+            f"la collectivité {tenant.key} a encore des lignes dans {', '.join(sorted(left))} : "
+            "supprimez d'abord ses données (socle-tenants offboard --confirm)",
             remaining_rows=left,
         )
     organization = await keycloak.find_organization(str(tenant.id))

@@ -25,19 +25,19 @@ BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0)
 
 
 class BillingNotConfigured(ServiceUnavailable):
-    slug, title = "billing-not-configured", "Billing service not configured"
+    slug, title = "billing-not-configured", "Service de facturation non configuré"
 
 
 class BillingError(ServiceUnavailable):
     """Billing could not be reached or failed; a retry may succeed."""
 
-    slug, title = "billing-error", "Billing service error"
+    slug, title = "billing-error", "Erreur du service de facturation"
 
 
 class BillingConflict(Conflict):
     """Billing refuses for a reason a retry will not fix (e.g. the key belongs to another tenant)."""
 
-    slug, title = "billing-conflict", "Billing conflict"
+    slug, title = "billing-conflict", "Conflit avec la facturation"
 
 
 class BillingClient:
@@ -59,8 +59,8 @@ class BillingClient:
         """The tenant's open metering account (opened now, or by an earlier attempt)."""
         if self._base is None:
             raise BillingNotConfigured(
-                "the tenancy service does not know where billing is: set SOCLE_TENANCY_BILLING_URL "
-                "(e.g. http://socle-billing:8000), then retry the onboarding"
+                "le service des collectivités ne sait pas où est la facturation : définissez "
+                "SOCLE_TENANCY_BILLING_URL (par exemple http://socle-billing:8000), puis relancez l'onboarding"
             )
         url = f"{self._base}/v1/metering-accounts/{tenant_id}"
         body = {"tenant_key": tenant_key, "kind": kind}
@@ -69,20 +69,22 @@ class BillingClient:
             try:
                 response = await self._http.put(url, json=body, headers={"Authorization": f"Bearer {token}"})
             except httpx.HTTPError as exc:
-                failure = f"cannot reach billing at {self._base}: {exc!r}"
+                failure = f"la facturation est injoignable à {self._base} : {exc!r}"
             else:
                 if response.status_code in (200, 201):
                     return dict(response.json())
                 detail = _problem_detail(response)
                 if response.status_code == 409:
-                    raise BillingConflict(f"billing refused the metering account of {tenant_key}: {detail}")
-                failure = f"billing answered {response.status_code} to PUT {url}: {detail}"
+                    raise BillingConflict(
+                        f"la facturation a refusé le compte de consommation de {tenant_key} : {detail}"
+                    )
+                failure = f"la facturation a répondu {response.status_code} à PUT {url} : {detail}"
                 if response.status_code < 500:  # our request or our credentials are wrong: retrying won't help
                     raise BillingError(failure)
             log.warning("billing_call_failed", attempt=attempt, error=failure)
             if attempt < self._attempts:
                 await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS)) - 1])
-        raise BillingError(f"{failure} (after {self._attempts} attempt(s))")
+        raise BillingError(f"{failure} (après {self._attempts} tentative(s))")
 
 
 def _problem_detail(response: httpx.Response) -> str:

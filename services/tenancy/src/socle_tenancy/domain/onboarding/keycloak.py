@@ -34,13 +34,13 @@ PLATFORM_ROLES = frozenset({"operator", "auditor", "partner", "device"})
 class KeycloakError(ServiceUnavailable):
     """Keycloak could not be reached or refused a request; a retry may succeed."""
 
-    slug, title = "identity-provider-error", "Identity provider error"
+    slug, title = "identity-provider-error", "Erreur du fournisseur d'identité"
 
 
 class KeycloakConflict(Conflict):
     """Keycloak refuses for a reason a retry will not fix (e.g. a domain owned elsewhere, a name taken)."""
 
-    slug, title = "identity-provider-conflict", "Identity provider conflict"
+    slug, title = "identity-provider-conflict", "Conflit avec le fournisseur d'identité"
 
 
 class KeycloakAdmin:
@@ -56,7 +56,7 @@ class KeycloakAdmin:
             settings.keycloak_client_id,
             secret.get_secret_value() if secret is not None else "",
             admin_url=settings.effective_keycloak_admin_url,
-            credentials_hint="SOCLE_TENANCY_KEYCLOAK_CLIENT_ID and SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET",
+            credentials_hint="SOCLE_TENANCY_KEYCLOAK_CLIENT_ID et SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET",
             timeout_seconds=settings.keycloak_timeout_seconds,
             transport=transport,
         )
@@ -67,8 +67,8 @@ class KeycloakAdmin:
     def _require_secret(self) -> None:
         if not self._configured:
             raise KeycloakError(
-                "the tenancy service has no Keycloak client secret: set SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET "
-                f"(the secret of the {self._client_id!r} client)"
+                "le service des collectivités n'a pas de secret de client Keycloak : définissez "
+                f"SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET (le secret du client {self._client_id!r})"
             )
 
     async def access_token(self) -> str:
@@ -91,9 +91,11 @@ class KeycloakAdmin:
         except keycloak_admin.KeycloakRefused as exc:
             # Keycloak answered and said no (409, but also 400 for "domain already linked to another
             # organization"): the same request will be refused again, so not a 503 to retry.
-            raise KeycloakConflict(f"Keycloak refused {method} {path}: {exc.detail}") from exc
+            raise KeycloakConflict(f"Keycloak a refusé {method} {path} : {exc.detail}") from exc
         except keycloak_admin.KeycloakError as exc:
-            raise KeycloakError(f"Keycloak admin API {method} {path} failed: {exc.message}") from exc
+            raise KeycloakError(
+                f"l'API d'administration de Keycloak a échoué sur {method} {path} : {exc.message}"
+            ) from exc
 
     # -- organizations -----------------------------------------------------------------
 

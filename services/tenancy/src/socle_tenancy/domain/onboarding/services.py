@@ -69,7 +69,7 @@ ADMIN_ROLE = {TenantKind.commune.value: "commune-admin", TenantKind.epci.value: 
 
 
 class OnboardingInProgress(Conflict):
-    slug, title = "onboarding-in-progress", "Onboarding in progress"
+    slug, title = "onboarding-in-progress", "Onboarding en cours"
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class OnboardingWorkflow:
             await lock_connection.commit()
             if not locked:
                 raise OnboardingInProgress(
-                    f"the onboarding of {draft.key} is already running; retry when it has finished"
+                    f"l'onboarding de {draft.key} est déjà en cours : réessayez quand il sera terminé"
                 )
             try:
                 tenant_id = await self._record_tenant(draft, request, actor)
@@ -176,7 +176,7 @@ class OnboardingWorkflow:
         tenant_id = existing.id if existing is not None else uuid.uuid4()
         if existing is not None and existing.status not in (TenantStatus.invited, TenantStatus.active):
             raise Conflict(
-                f"tenant {draft.key} is {existing.status}: it cannot be onboarded again",
+                f"la collectivité {draft.key} est au statut {existing.status} : elle ne peut pas être réintégrée",
                 tenant_id=str(existing.id),
                 current_status=existing.status,
             )
@@ -213,8 +213,17 @@ class OnboardingWorkflow:
                     tenant.updated_at = now
             if not tenant.first_admin_email:
                 raise InvalidInput(
-                    f"the first onboarding of {draft.key} needs the e-mail of its first admin",
-                    errors=[{"location": "body", "field": "body.first_admin_email", "detail": "required on first run"}],
+                    (
+                        f"le premier onboarding de {draft.key} demande "
+                        "l'adresse électronique de son premier administrateur"
+                    ),
+                    errors=[
+                        {
+                            "location": "body",
+                            "field": "body.first_admin_email",
+                            "detail": "obligatoire au premier passage",
+                        }
+                    ],
                 )
             quotas = request.quotas.model_dump(exclude_none=True) if request.quotas else {}
             plan_rows = insert(OnboardingStep).values(
@@ -330,8 +339,8 @@ class OnboardingWorkflow:
         )
         if organization.get("alias") != tenant.key:
             raise Conflict(
-                f"the Keycloak organization of tenant {tenant.id} has alias {organization.get('alias')!r}, "
-                f"expected {tenant.key!r}"
+                f"l'organisation Keycloak de la collectivité {tenant.id} a l'alias {organization.get('alias')!r}, "
+                f"{tenant.key!r} est attendu"
             )
         return {"organization_id": str(organization["id"]), "alias": tenant.key}
 
@@ -380,7 +389,9 @@ class OnboardingWorkflow:
         tenant = await self._tenant(tenant_id)
         account = await self._billing.open_metering_account(str(tenant.id), tenant.key, tenant.kind)
         if account.get("tenant_id") != str(tenant.id) or account.get("tenant_key") != tenant.key:
-            raise Conflict(f"billing answered the metering account of another tenant than {tenant.key}")
+            raise Conflict(
+                f"la facturation a répondu le compte de consommation d'une autre collectivité que {tenant.key}"
+            )
         return {
             "tenant_id": account["tenant_id"],
             "tenant_key": account["tenant_key"],
@@ -418,13 +429,13 @@ async def commune_draft(
         epci = await deployment_epci(session)
     if epci is None:
         raise Conflict(
-            f"no EPCI is registered on this platform: register EPCI {commune.epci_siren} "
-            f"with POST /v1/epcis before onboarding {commune.name}"
+            f"aucun EPCI n'est enregistré sur cette plateforme : enregistrez l'EPCI {commune.epci_siren} "
+            f"(POST /v1/epcis) avant l'onboarding de {commune.name}"
         )
     if epci.siren != commune.epci_siren:
         raise Conflict(
-            f"{commune.name} (INSEE {commune.insee}) is a member of EPCI {commune.epci_siren}, "
-            f"not of this platform's EPCI {epci.siren} ({epci.name})",
+            f"{commune.name} (INSEE {commune.insee}) est membre de l'EPCI {commune.epci_siren}, "
+            f"pas de l'EPCI de cette plateforme, {epci.siren} ({epci.name})",
             epci_siren=commune.epci_siren,
         )
     population = catalogue.source.population

@@ -232,17 +232,17 @@ class ReferenceCatalogue:
             return found
         problem = siren_problem(code)
         if problem is not None:
-            raise UnknownEpci(code, f"unknown EPCI: {problem}")
+            raise UnknownEpci(code, f"EPCI inconnu : {problem}")
         commune = self._communes_by_siren.get(code)
         if commune is not None:
             raise UnknownEpci(
                 code,
-                f"unknown EPCI: SIREN {code} is the commune {commune.name} "
-                f"(INSEE {commune.insee}), member of EPCI {commune.epci_siren}",
+                f"EPCI inconnu : le SIREN {code} est celui de la commune {commune.name} "
+                f"(INSEE {commune.insee}), membre de l'EPCI {commune.epci_siren}",
             )
         raise UnknownEpci(
             code,
-            f"unknown EPCI: no EPCI à fiscalité propre has SIREN {code} in the reference "
+            f"EPCI inconnu : aucun EPCI à fiscalité propre n'a le SIREN {code} dans le référentiel "
             f"({self.source.package} {self.source.version})",
         )
 
@@ -260,11 +260,11 @@ class ReferenceCatalogue:
             return found
         problem = insee_problem(code)
         if problem is not None:
-            raise UnknownCommune(code, f"unknown commune: {problem}")
+            raise UnknownCommune(code, f"commune inconnue : {problem}")
         raise UnknownCommune(
             code,
-            f"unknown commune: INSEE code {code} is not a commune member of an EPCI in the "
-            f"reference ({self.source.package} {self.source.version})",
+            f"commune inconnue : le code INSEE {code} n'est celui d'aucune commune membre d'un EPCI "
+            f"dans le référentiel ({self.source.package} {self.source.version})",
         )
 
     def commune_by_siren(self, siren: str) -> MemberCommune:
@@ -272,7 +272,7 @@ class ReferenceCatalogue:
         code = normalise_siren(siren)
         found = self._communes_by_siren.get(code)
         if found is None:
-            raise UnknownCommune(code, f"no member commune has SIREN {code} in the reference")
+            raise UnknownCommune(code, f"aucune commune membre n'a le SIREN {code} dans le référentiel")
         return found
 
     def departement_name(self, code: str) -> str | None:

@@ -33,7 +33,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def normalise_siren(value: str) -> str:
-    """Strip the spaces people type in SIRENs ("243 000 296")."""
+    """Strip the spaces people type in SIRENs "243 000 296"."""
     return "".join(value.split())
 
 
@@ -45,9 +45,9 @@ def is_valid_siren(value: str) -> bool:
 def siren_problem(value: str) -> str | None:
     """Why ``value`` is not a SIREN, or ``None`` if it is one."""
     if not _SIREN_RE.fullmatch(value):
-        return f"SIREN {value!r} must be exactly 9 digits"
+        return f"le SIREN {value!r} doit compter exactement 9 chiffres"
     if not luhn_ok(value):
-        return f"SIREN {value!r} fails its Luhn check digit"
+        return f"le SIREN {value!r} a une clé de contrôle (Luhn) fausse"
     return None
 
 
@@ -55,7 +55,7 @@ def siren_of_siret(siret: str) -> str:
     """The SIREN of an establishment: ProConnect tokens carry a SIRET, tenants a SIREN."""
     siret = normalise_siren(siret)
     if not _SIRET_RE.fullmatch(siret):
-        raise ValueError(f"SIRET {siret!r} must be exactly 14 digits")
+        raise ValueError(f"le SIRET {siret!r} doit compter exactement 14 chiffres")
     return siret[:9]
 
 
@@ -74,8 +74,8 @@ def insee_problem(value: str) -> str | None:
     if _INSEE_RE.fullmatch(value):
         return None
     return (
-        f"INSEE code {value!r} must be 5 characters: a département (01-95, 2A/2B for "
-        "Corsica, 97/98 overseas) then the commune number"
+        f"le code INSEE {value!r} doit compter 5 caractères : le département (01-95, 2A/2B pour "
+        "la Corse, 97/98 outre-mer) puis le numéro de la commune"
     )
 
 

@@ -24,7 +24,7 @@ class DeclarationIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.pointer or '/'}: {self.message}"
+        return f"{self.pointer or '/'} : {self.message}"
 
 
 def _domain(email: str) -> str:
@@ -53,7 +53,9 @@ def check_declaration(declaration: Mapping[str, Any], catalogue: ReferenceCatalo
             here = f"{pointer}/{index}"
             key = domain.lower()
             if key in owners:
-                issues.append(DeclarationIssue(here, f"e-mail domain {domain} already claimed at {owners[key]}"))
+                issues.append(
+                    DeclarationIssue(here, f"le domaine de messagerie {domain} est déjà revendiqué en {owners[key]}")
+                )
             else:
                 owners[key] = here
 
@@ -65,7 +67,7 @@ def check_declaration(declaration: Mapping[str, Any], catalogue: ReferenceCatalo
         issues.append(
             DeclarationIssue(
                 "/epci/tenant/first_admin_email",
-                f"{admin} is not under the EPCI tenant's email_domains {epci_domains}",
+                f"{admin} n'est pas sous les email_domains de l'EPCI {epci_domains}",
             )
         )
 
@@ -77,7 +79,7 @@ def check_declaration(declaration: Mapping[str, Any], catalogue: ReferenceCatalo
             issues.append(
                 DeclarationIssue(
                     f"{pointer}/insee",
-                    f"commune {insee} already declared at /communes/{seen[insee]}",
+                    f"commune {insee} déjà déclarée en /communes/{seen[insee]}",
                 )
             )
         else:
@@ -91,9 +93,9 @@ def check_declaration(declaration: Mapping[str, Any], catalogue: ReferenceCatalo
                 issues.append(
                     DeclarationIssue(
                         f"{pointer}/insee",
-                        f"commune {insee} {commune.name} is a member of EPCI "
+                        f"la commune {insee} {commune.name} est membre de l'EPCI "
                         f"{commune.epci_siren} ({catalogue.epci(commune.epci_siren).name}), "
-                        f"not of {siren}",
+                        f"pas de {siren}",
                     )
                 )
         domains = commune_decl.get("email_domains", [])
@@ -104,12 +106,12 @@ def check_declaration(declaration: Mapping[str, Any], catalogue: ReferenceCatalo
             issues.append(
                 DeclarationIssue(
                     f"{pointer}/first_admin_email",
-                    f"{admin} is under neither the commune's email_domains nor the EPCI's",
+                    f"{admin} n'est ni sous les email_domains de la commune ni sous ceux de l'EPCI",
                 )
             )
 
     key: Mapping[str, Any] = declaration.get("allocation_key", {})
     weights: Mapping[str, float] = key.get("weights", {})
     if key.get("method") == "weighted" and not any(w > 0 for w in weights.values()):
-        issues.append(DeclarationIssue("/allocation_key/weights", "at least one weight must be above 0"))
+        issues.append(DeclarationIssue("/allocation_key/weights", "au moins un poids doit être supérieur à 0"))
     return issues

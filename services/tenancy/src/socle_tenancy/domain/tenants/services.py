@@ -103,7 +103,7 @@ async def registered_epci(session: AsyncSession, siren: str) -> Tenant:
     epci = await deployment_epci(session)
     if epci is None or epci.siren != siren:
         raise NotFound(
-            f"EPCI {siren} is not registered on this platform: register it first with POST /v1/epcis",
+            f"l'EPCI {siren} n'est pas enregistré sur cette plateforme : enregistrez-le d'abord (POST /v1/epcis)",
             siren=siren,
         )
     return epci
@@ -116,8 +116,8 @@ async def register_epci(session: AsyncSession, catalogue: ReferenceCatalogue, si
     if existing is not None:
         if existing.siren != epci.siren:
             raise Conflict(
-                f"this platform already belongs to EPCI {existing.siren} ({existing.name}); "
-                f"one deployment serves one EPCI, so {epci.siren} cannot be registered here",
+                f"cette plateforme appartient déjà à l'EPCI {existing.siren} ({existing.name}) ; "
+                f"un déploiement sert un seul EPCI : {epci.siren} ne peut pas y être enregistré",
                 registered_siren=existing.siren,
             )
         return existing, False
@@ -177,7 +177,10 @@ async def resolve_tenant(session: AsyncSession, ref: str) -> Tenant:
     """``find_tenant``, or a 404 that says how to name a tenant."""
     tenant = await find_tenant(session, ref)
     if tenant is None:
-        raise NotFound(f"no tenant {ref!r}: give its id, its key (commune-<INSEE>, epci-<SIREN>) or its INSEE code")
+        raise NotFound(
+            f"aucune collectivité {ref!r} : indiquez son identifiant, sa clé (commune-<INSEE>, epci-<SIREN>) "
+            "ou son code INSEE"
+        )
     return tenant
 
 
@@ -199,9 +202,10 @@ def change_status(tenant: Tenant, target: TenantStatus, reason: str | None, now:
     """Move a tenant along its lifecycle, recording when and why; refuse impossible moves."""
     current = TenantStatus(tenant.status)
     if target not in TRANSITIONS[current]:
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (final state)"
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "aucun (état final)"
         raise Conflict(
-            f"tenant {tenant.key} is {current.value}: it cannot become {target.value} (possible: {allowed})",
+            f"la collectivité {tenant.key} est au statut {current.value} : elle ne peut pas passer au statut "
+            f"{target.value} (possibles : {allowed})",
             current_status=current.value,
         )
     now = now or dt.datetime.now(dt.UTC)
@@ -226,7 +230,8 @@ async def suspend_or_reactivate(
         raise ValueError(f"not a suspension or reactivation: {target}")
     if target is TenantStatus.active and tenant.status != TenantStatus.suspended:
         raise Conflict(
-            f"tenant {tenant.key} is {tenant.status}: only a suspended tenant can be reactivated",
+            f"la collectivité {tenant.key} est au statut {tenant.status} : seule une collectivité suspendue "
+            "peut être réactivée",
             current_status=tenant.status,
         )
     change_status(tenant, target, reason)
@@ -239,8 +244,8 @@ def require_onboarded(tenant: Tenant) -> None:
     """Settings of a tenant change once it is onboarded and until it leaves."""
     if tenant.status not in (TenantStatus.active, TenantStatus.suspended):
         raise Conflict(
-            f"tenant {tenant.key} is {tenant.status}: only an active or suspended tenant can be changed "
-            "(finish its onboarding first, or it has left the platform)",
+            f"la collectivité {tenant.key} est au statut {tenant.status} : seule une collectivité active ou "
+            "suspendue peut être modifiée (terminez d'abord son onboarding, ou elle a quitté la plateforme)",
             current_status=tenant.status,
         )
 
@@ -254,7 +259,9 @@ async def tenant_quotas(maker: async_sessionmaker[AsyncSession], tenant: Tenant)
     async with _tenant_scope(maker, tenant, "read quotas") as session:
         quota = await session.get(Quota, tenant.id)
     if quota is None:
-        raise NotFound(f"tenant {tenant.key} has no quotas yet: its onboarding has not reached that step")
+        raise NotFound(
+            f"la collectivité {tenant.key} n'a pas encore de quotas : son onboarding n'en est pas à cette étape"
+        )
     return quota
 
 
@@ -263,13 +270,15 @@ async def update_quotas(maker: async_sessionmaker[AsyncSession], tenant: Tenant,
     require_onboarded(tenant)
     if not changes:
         raise InvalidInput(
-            "give at least one of max_devices, max_readings_per_day, storage_gb",
-            errors=[{"location": "body", "field": "body", "detail": "no quota to change"}],
+            "indiquez au moins un de max_devices, max_readings_per_day, storage_gb",
+            errors=[{"location": "body", "field": "body", "detail": "aucun quota à changer"}],
         )
     async with _tenant_scope(maker, tenant, "update quotas") as session:
         quota = await session.get(Quota, tenant.id, with_for_update=True)
         if quota is None:
-            raise NotFound(f"tenant {tenant.key} has no quotas yet: its onboarding has not reached that step")
+            raise NotFound(
+                f"la collectivité {tenant.key} n'a pas encore de quotas : son onboarding n'en est pas à cette étape"
+            )
         for name, value in changes.items():
             setattr(quota, name, value)
         quota.updated_at = dt.datetime.now(dt.UTC)
@@ -292,8 +301,8 @@ async def update_tenant(
     require_onboarded(tenant)
     if name is None and email_domains is None:
         raise InvalidInput(
-            "give the name or the email_domains to change",
-            errors=[{"location": "body", "field": "body", "detail": "nothing to change"}],
+            "indiquez le nom ou les email_domains à changer",
+            errors=[{"location": "body", "field": "body", "detail": "rien à changer"}],
         )
     if name is not None:
         tenant.name = name
