@@ -144,7 +144,7 @@ async def test_key_location_injected_in_the_header_is_refused(verifier, forging_
 
 async def test_not_yet_valid_token_is_refused_beyond_the_leeway(verifier, forging_key, keycloak) -> None:
     await _rejected(
-        verifier, forging_key.sign(claims_for(keycloak.issuer, nbf=int(time.time()) + 120)), "not valid yet"
+        verifier, forging_key.sign(claims_for(keycloak.issuer, nbf=int(time.time()) + 120)), "pas encore valide"
     )
     within = await verifier.verify(forging_key.sign(claims_for(keycloak.issuer, nbf=int(time.time()) + 2)))
     assert within["sub"] == "forged-subject"

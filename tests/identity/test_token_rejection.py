@@ -129,8 +129,8 @@ async def test_expired(identity, forging_key, keycloak) -> None:  # noqa: F811
 
 async def test_not_yet_valid(identity, forging_key, keycloak) -> None:  # noqa: F811
     future = int(time.time()) + 3600
-    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, nbf=future)), "not valid yet")
-    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, iat=future)), "issued in the future")
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, nbf=future)), "pas encore valide")
+    await refused(identity, forging_key.sign(claims_for(keycloak.issuer, iat=future)), "émis dans le futur")
 
 
 async def test_an_id_token_is_not_an_access_token(identity, forging_key, keycloak, kc_admin) -> None:  # noqa: F811
