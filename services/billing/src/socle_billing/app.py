@@ -6,6 +6,7 @@ from litestar import Litestar
 
 from socle_billing.config import BillingSettings
 from socle_billing.domain.metering_accounts.controllers import MeteringAccountController
+from socle_billing.domain.metering_accounts.services import CONSTRAINTS
 from socle_core.app import create_service_app
 
 
@@ -16,4 +17,5 @@ def create_app(settings: BillingSettings | None = None) -> Litestar:
         route_handlers=[MeteringAccountController],
         title="Socle billing",
         description="Usage metering, allocation key and statements per commune.",
+        constraints=CONSTRAINTS,
     )

@@ -8,7 +8,7 @@ and the OpenAPI document — is wired here, in small ``_configure_*`` steps.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,7 +33,7 @@ from socle_core.auth import (
 from socle_core.db import close_abandoned_sessions, create_engine, create_session_maker, provide_db_session
 from socle_core.directory import TenantBindings
 from socle_core.docs import LocalRedocPlugin, document_answers
-from socle_core.errors import exception_handlers
+from socle_core.errors import ConstraintMessage, exception_handlers
 from socle_core.headers import security_headers
 from socle_core.health import DEFAULT_CHECKS, ReadinessCheck, live, ready
 from socle_core.inputs import request_input_middleware
@@ -62,10 +62,18 @@ def create_service_app(
     dependencies: dict[str, Provide] | None = None,
     public_paths: str | list[str] | None = None,
     extra_state: dict[str, Any] | None = None,
+    constraints: Mapping[str, ConstraintMessage] | None = None,
     **litestar_kwargs: Any,
 ) -> Litestar:
+    """``constraints``: the service's words for its named database constraints (``socle_core.errors``)."""
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
-    state = State({"settings": settings, "readiness_checks": readiness_checks or dict(DEFAULT_CHECKS)})
+    state = State(
+        {
+            "settings": settings,
+            "readiness_checks": readiness_checks or dict(DEFAULT_CHECKS),
+            "constraints": dict(constraints or {}),
+        }
+    )
     state.update(extra_state or {})
     openapi = _openapi(settings, title, description)
     app = Litestar(
