@@ -11,7 +11,7 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 
 from socle_core.auth import Principal
-from socle_core.errors import Forbidden, Problem, ServiceUnavailable
+from socle_core.errors import Forbidden, ServiceUnavailable
 from socle_core.tenant import TenantId
 from socle_identity.config import IdentitySettings
 from socle_identity.keycloak import KeycloakAdminClient
@@ -68,7 +68,3 @@ def keycloak_lifespan(settings: IdentitySettings) -> Any:
             yield
 
     return lifespan
-
-
-class IdentityProviderRefused(Problem):
-    status, slug, title = 502, "identity-provider-refused", "The identity provider refused the change"

@@ -22,10 +22,10 @@ from socle_tenancy.domain.isolation.controllers import IsolationReportController
 from socle_tenancy.domain.offboarding.controllers import OffboardingController, TenantImportController
 from socle_tenancy.domain.onboarding.billing import BillingClient
 from socle_tenancy.domain.onboarding.controllers import OnboardingController
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
 from socle_tenancy.domain.reference import ReferenceCatalogue, default_catalogue
 from socle_tenancy.domain.tenants.controllers import EpciController, TenantController
+from socle_tenancy.keycloak import KeycloakAdmin
 
 log = structlog.get_logger("socle.tenancy")
 

@@ -8,10 +8,10 @@ from litestar import Controller, Request, post
 from litestar.datastructures import State
 
 from socle_core.auth import Principal
+from socle_core.keycloak_admin import keycloak_problems
 from socle_identity.config import IdentitySettings
 from socle_identity.domain.invitations.schemas import InvitationReport
 from socle_identity.domain.invitations.services import InvitationSync
-from socle_identity.domain.service_accounts.services import keycloak_problems
 from socle_identity.jobs import job_lifespan, job_of, require_platform_caller
 
 

@@ -15,7 +15,6 @@ from socle_core.auth import Principal
 from socle_core.inputs import MAX_INT32
 from socle_tenancy.db.models import Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin, require_registry_reader
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.schemas import OnboardingOut, QuotasIn, StepOut
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, is_completed
 from socle_tenancy.domain.reference import ReferenceCatalogue
@@ -31,6 +30,7 @@ from socle_tenancy.domain.tenants.schemas import (
     TenantPage,
     TenantPatchIn,
 )
+from socle_tenancy.keycloak import KeycloakAdmin
 
 #: The handlers only the EPCI's administrators may call get the path's tenant as ``tenant``.
 ADMINISTERED = {"tenant": Provide(provide_administered_tenant)}

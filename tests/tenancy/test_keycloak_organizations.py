@@ -9,7 +9,7 @@ import pytest
 
 from socle_core.errors import Conflict
 from socle_devstack.processes import free_port
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from socle_tenancy.keycloak import KeycloakAdmin
 from tests.support.faults import Faults
 from tests.support.keycloak_admin import create_user
 
