@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from socle_core.local_stack import LocalStackError, fill_from_local_stack
+from socle_reference import default_catalogue
 from socle_tenancy.command import (
     API_ENV,
     AUTH_ENV,
@@ -34,7 +35,6 @@ from socle_tenancy.command import (
 from socle_tenancy.domain.declarations import services
 from socle_tenancy.domain.offboarding.bundle import SERVICES
 from socle_tenancy.domain.offboarding.cli import add_import_command, add_offboard_command
-from socle_tenancy.domain.reference import default_catalogue
 
 
 async def _apply(args: argparse.Namespace, out: Output) -> int:

@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.auth import Principal
 from socle_core.inputs import MAX_INT32
+from socle_reference import ReferenceCatalogue
 from socle_tenancy.db.models import Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.access import ADMIN_ROLES, require_epci_admin, require_registry_reader
 from socle_tenancy.domain.onboarding.schemas import OnboardingOut, QuotasIn, StepOut
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, is_completed
-from socle_tenancy.domain.reference import ReferenceCatalogue
 from socle_tenancy.domain.tenants import services
 from socle_tenancy.domain.tenants.deps import provide_administered_tenant
 from socle_tenancy.domain.tenants.schemas import (

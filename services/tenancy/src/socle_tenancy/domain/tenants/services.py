@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from socle_core.auth import Principal, refuse_cross_tenant, system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, NotFound
+from socle_reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
+from socle_reference.codes import is_valid_insee, normalise_insee, siren_problem
 from socle_tenancy.db.models import Quota, Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.access import ADMIN_ROLES, REGISTRY_READER_ROLES, require_epci_admin
-from socle_tenancy.domain.reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
-from socle_tenancy.domain.reference.codes import is_valid_insee, normalise_insee, siren_problem
 from socle_tenancy.domain.tenants.schemas import CandidateOut
 from socle_tenancy.keycloak import KeycloakAdmin
 
