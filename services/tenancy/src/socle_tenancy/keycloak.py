@@ -28,6 +28,12 @@ log = structlog.get_logger("socle.tenancy.keycloak")
 CONSOLE_CLIENT_ID = "socle-console"
 
 
+#: What the caller learns when Keycloak could not send an invitation (its relay down, no SMTP).
+INVITATION_NOT_SENT = (
+    "le fournisseur d'identité n'a pas pu envoyer l'e-mail d'invitation : le compte existe, renvoyez l'invitation "
+    "plus tard"
+)
+
 #: Realm roles of platform-wide accounts, which onboarding never turns into a commune's admin.
 PLATFORM_ROLES = frozenset({"operator", "auditor", "partner", "device"})
 
@@ -201,9 +207,9 @@ class KeycloakAdmin:
                 json=actions,
                 attempts=1,  # Keycloak's 500 here is its mail relay failing: not worth holding onboarding up
             )
-        except Problem as exc:
+        except Problem as exc:  # Keycloak's own words are in the log (keycloak_failure)
             log.warning("keycloak_invitation_email_failed", user_id=user_id, error=exc.detail)
-            return exc.detail
+            return INVITATION_NOT_SENT
         return ""
 
     # -- users -------------------------------------------------------------------------
