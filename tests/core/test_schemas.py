@@ -19,10 +19,10 @@ from pydantic import BaseModel, ValidationError
 from socle_core.schemas import label
 from socle_identity.app import create_app as create_identity
 from socle_identity.config import IdentitySettings
+from socle_reference import default_catalogue
 from socle_tenancy.app import create_app as create_tenancy
 from socle_tenancy.config import TenancySettings
 from socle_tenancy.domain.declarations.services import InvalidDeclaration, load_declaration
-from socle_tenancy.domain.reference import default_catalogue
 from tests.core.test_app import assert_problem
 from tests.support.apps import settings_kwargs
 from tests.support.fixtures import new_tenant, registered_commune

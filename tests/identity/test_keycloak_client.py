@@ -156,13 +156,13 @@ async def test_wrong_platform_secret_is_an_auth_error(keycloak) -> None:
             await Organizations(client).get("commune-00000")
 
 
-async def test_token_is_cached_until_expiry(platform_keycloak) -> None:
-    orgs = Organizations(platform_keycloak)
-    await orgs.get("commune-00000")
-    token = platform_keycloak._token
-    await orgs.get("commune-00001")
-    assert token is not None
-    assert platform_keycloak._token == token
+async def test_token_is_cached_until_expiry(keycloak, credentials) -> None:
+    transport = Faults()
+    async with _platform(keycloak, credentials, transport) as client:
+        await Organizations(client).get("commune-00000")
+        await Organizations(client).get("commune-00001")
+    token_calls = [c for c in transport.calls if c.request.url.path.endswith("/protocol/openid-connect/token")]
+    assert len(token_calls) == 1
 
 
 def _platform(keycloak, credentials, transport: Faults) -> KeycloakAdminClient:

@@ -16,9 +16,9 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from socle_devstack.stack import REPO_ROOT
+from socle_reference.catalogue import MemberCommune, default_catalogue
 from socle_tenancy.app import create_app
 from socle_tenancy.config import TenancySettings
-from socle_tenancy.domain.reference.catalogue import MemberCommune, default_catalogue
 from tests.support.apps import settings_kwargs
 
 DEMO = json.loads((REPO_ROOT / "tenants" / "demo" / "cc-pays-de-sommieres.json").read_text())

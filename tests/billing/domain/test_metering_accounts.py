@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from socle_billing.domain.metering_accounts.services import OPENED
 from socle_tenancy.app import create_app as create_tenancy
 from socle_tenancy.config import TenancySettings
 from socle_tenancy.domain.isolation.services import dsn
@@ -101,6 +102,30 @@ async def test_conflicting_openings_change_nothing(billing, platform, database) 
     assert [e["field"] for e in taken["errors"]] == ["body.tenant_key"]
     assert (await billing.get(url, headers=platform)).json()["tenant_key"] == key
     assert_problem(await billing.get(f"/v1/metering-accounts/{other_id}", headers=platform), 404, "not-found")
+
+
+async def test_a_key_another_tenant_holds_is_a_409_in_billing_words(billing, platform, database) -> None:
+    """The unique key is mapped by the core (no catch in billing), with billing's message and the field."""
+    tenant_id, key = await commune_of_registry(database)
+    squatter = uuid.uuid4()  # an account written past the registry check, under the commune's key
+    insert = (
+        "INSERT INTO billing.metering_accounts (tenant_id, tenant_key, kind, status, opened_by) "
+        "VALUES ($1, $2, 'commune', 'open', 'test') RETURNING tenant_id"
+    )
+    assert len(await rows_in_context(database, insert, squatter, squatter, key)) == 1
+    refused = assert_problem(
+        await billing.put(
+            f"/v1/metering-accounts/{tenant_id}", json={"tenant_key": key, "kind": "commune"}, headers=platform
+        ),
+        409,
+        "conflict",
+    )
+    assert refused["detail"] == "cette clé a déjà un compte de consommation, ouvert pour un autre tenant"
+    assert refused["errors"] == [{"location": "body", "field": "body.tenant_key", "detail": refused["detail"]}]
+    assert refused["constraint"] == "uq_metering_accounts_tenant_key"
+    sql = "SELECT 1 FROM billing.metering_accounts WHERE tenant_id = $1"
+    assert await rows_in_context(database, sql, tenant_id, tenant_id) == []
+    assert OPENED not in await audit_actions(database, tenant_id)
 
 
 async def test_no_account_opens_for_a_tenant_the_registry_does_not_hold(billing, platform, operator, database) -> None:

@@ -7,6 +7,7 @@ from litestar.types import ControllerRouterHandler
 
 from socle_billing.config import BillingSettings
 from socle_billing.domain.metering_accounts.controllers import MeteringAccountController
+from socle_billing.domain.metering_accounts.services import CONSTRAINTS
 from socle_core.app import create_service_app
 
 #: The service's routes, each with its declared access (read by the isolation catalogue too).
@@ -21,4 +22,5 @@ def create_app(settings: BillingSettings | None = None) -> Litestar:
         title="Socle billing",
         description="Usage metering, allocation key and statements per commune.",
         platform_client_id=settings.platform_client_id,
+        constraints=CONSTRAINTS,
     )

@@ -8,7 +8,7 @@ and the OpenAPI document — is wired here, in small ``_configure_*`` steps.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -38,7 +38,7 @@ from socle_core.credentials import CredentialVerifier
 from socle_core.db import close_abandoned_sessions, create_engine, create_session_maker, provide_db_session
 from socle_core.directory import TenantBindings
 from socle_core.docs import LocalRedocPlugin, document_answers
-from socle_core.errors import exception_handlers
+from socle_core.errors import ConstraintMessage, exception_handlers
 from socle_core.headers import security_headers
 from socle_core.health import DEFAULT_CHECKS, ReadinessCheck, live, ready
 from socle_core.inputs import request_input_middleware
@@ -73,13 +73,15 @@ def create_service_app(
     extra_state: dict[str, Any] | None = None,
     platform_client_id: str | None = None,
     credential_verifier: CredentialVerifierFactory | None = None,
+    constraints: Mapping[str, ConstraintMessage] | None = None,
     **litestar_kwargs: Any,
 ) -> Litestar:
     """The service's app; refused (``UndeclaredAccess``) when a route does not declare its access rule.
 
     ``platform_client_id``: the client id of the platform's own service account, admitted by the
     routes that declare ``platform_client``; ``credential_verifier``: how the service's device and
-    integration credentials are verified, required when a route declares them.
+    integration credentials are verified, required when a route declares them; ``constraints``:
+    the service's words for its named database constraints (``socle_core.errors``).
     """
     configure_logging(settings.service_name, settings.log_level, settings.log_json)
     state = State(
@@ -87,6 +89,7 @@ def create_service_app(
             "settings": settings,
             "readiness_checks": readiness_checks or dict(DEFAULT_CHECKS),
             "platform_client_id": platform_client_id,
+            "constraints": dict(constraints or {}),
         }
     )
     state.update(extra_state or {})

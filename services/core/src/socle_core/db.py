@@ -127,7 +127,11 @@ async def provide_db_session(state: State, request: Request[Any, Any, Any]) -> A
             await session.rollback()
             raise
         else:
-            await session.commit()
+            try:  # a deferred constraint breaks here: the error handler maps it like a flush's
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
         finally:
             if session in open_sessions:
                 open_sessions.remove(session)

@@ -4,6 +4,12 @@ Domain code raises a ``Problem`` subclass (or Litestar's HTTP exceptions); the h
 registered by ``socle_core.app`` turn every error into ``application/problem+json`` with a
 stable ``type``, a human ``title``, a ``detail`` saying what is wrong, and for validation
 errors the list of offending fields with their location.
+
+A database constraint the request breaks (``IntegrityError``, raised by a flush or by the
+request's commit) is mapped here once, from PostgreSQL's diagnostic: a duplicate is a 409
+naming the field, a missing reference, a missing value or a failed check a 422; a service
+gives friendlier words per constraint name with ``ConstraintMessage`` (``constraints=`` of
+``create_service_app``). Services never catch ``IntegrityError`` to say the same thing.
 """
 
 from __future__ import annotations
@@ -15,10 +21,12 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
+from asyncpg.exceptions import PostgresError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.exceptions.http_exceptions import NotAuthorizedException
 from litestar.openapi.datastructures import ResponseSpec
+from sqlalchemy.exc import IntegrityError
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "urn:socle:problem:"
@@ -294,6 +302,91 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
     )
 
 
+@dataclass(frozen=True)
+class ConstraintMessage:
+    """What a service tells its callers when a request breaks one of its named constraints.
+
+    ``field`` is the body member at fault (``tenant_key``), ``None`` for a rule on several;
+    ``status`` overrides the default (409 for a duplicate, 422 otherwise).
+    """
+
+    detail: str
+    field: str | None = None
+    status: int | None = None
+
+
+#: ``Key (tenant_id, external_id)=(...)``: the columns PostgreSQL names in a violation's detail.
+_KEY_COLUMNS = re.compile(r"^Key \(([\w\s,]+)\)=")
+#: Columns a caller never sends in a body: set from the token or by the database.
+_IMPLICIT_COLUMNS = frozenset({"tenant_id"})
+_UNIQUE, _FOREIGN_KEY, _NOT_NULL, _CHECK, _EXCLUSION = "23505", "23503", "23502", "23514", "23P01"
+
+
+def _diagnostic(exc: IntegrityError) -> PostgresError | None:
+    """asyncpg's error behind SQLAlchemy's wrapper: it carries the constraint, column and detail."""
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        if isinstance(candidate, PostgresError):
+            return candidate
+    return None
+
+
+def _columns(pg: PostgresError | None) -> list[str]:
+    column = getattr(pg, "column_name", None)
+    if column:
+        return [str(column)]
+    found = _KEY_COLUMNS.match(str(getattr(pg, "detail", None) or ""))
+    columns = [c.strip() for c in found.group(1).split(",")] if found else []
+    return [c for c in columns if c not in _IMPLICIT_COLUMNS] or columns
+
+
+def integrity_problem(
+    exc: IntegrityError, constraints: Mapping[str, ConstraintMessage] | None = None
+) -> Conflict | InvalidInput:
+    """The problem a constraint violation is for the caller; the values themselves are never echoed."""
+    pg = _diagnostic(exc)
+    sqlstate = str(getattr(pg, "sqlstate", None) or getattr(exc.orig, "sqlstate", None) or "")
+    constraint = str(getattr(pg, "constraint_name", None) or "")
+    columns = _columns(pg)
+    names = ", ".join(columns) or constraint or "la requête"
+    referenced = "still referenced" in str(getattr(pg, "detail", None) or "")
+    if sqlstate == _UNIQUE:
+        status, detail = 409, f"une ressource a déjà cette valeur de {names} : choisissez-en une autre"
+    elif sqlstate == _FOREIGN_KEY and referenced:
+        status, detail = 409, "cette ressource est encore référencée par d'autres données : retirez-les d'abord"
+        columns = []
+    elif sqlstate == _FOREIGN_KEY:
+        status, detail = 422, f"{names} ne désigne aucune ressource existante"
+    elif sqlstate == _NOT_NULL:
+        status, detail = 422, f"{names} est obligatoire"
+    elif sqlstate == _EXCLUSION:
+        status, detail = 409, f"{names} chevauche une ressource existante"
+    else:
+        status, detail = 422, f"la requête ne respecte pas la règle {constraint or sqlstate}"
+    message = (constraints or {}).get(constraint)
+    if message is not None:
+        detail, status = message.detail, message.status or status
+        columns = [message.field] if message.field else []
+    log.info(
+        "constraint_violated",
+        sqlstate=sqlstate,
+        constraint=constraint or None,
+        table=getattr(pg, "table_name", None),
+        columns=columns,
+    )
+    errors = [{"location": "body", "field": f"body.{c}", "detail": detail} for c in columns] or [
+        {"location": "body", "field": "body", "detail": detail}
+    ]
+    extensions: dict[str, Any] = {"constraint": constraint} if constraint else {}
+    problem = Conflict if status == 409 else InvalidInput
+    return problem(detail, errors=errors, **extensions)
+
+
+def handle_integrity_error(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[str, Any]]:
+    """A broken constraint, from a flush or from the request's commit (already rolled back by then)."""
+    constraints = getattr(request.app.state, "constraints", None)
+    return handle_problem(request, integrity_problem(exc, constraints))
+
+
 @dataclass
 class ProblemField:
     """One offending field: ``location`` body, query, path or header; ``field`` its path (``query.offset``)."""
@@ -340,6 +433,7 @@ def problem_response_specs() -> dict[int, ResponseSpec]:
 
 exception_handlers: dict[type[Exception] | int, Any] = {
     Problem: handle_problem,
+    IntegrityError: handle_integrity_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }
@@ -349,6 +443,7 @@ __all__ = [
     "PROBLEM_JSON",
     "BadRequest",
     "Conflict",
+    "ConstraintMessage",
     "Forbidden",
     "InvalidInput",
     "NotFound",
@@ -358,5 +453,6 @@ __all__ = [
     "Unauthenticated",
     "UnsupportedMediaType",
     "exception_handlers",
+    "integrity_problem",
     "problem_response",
 ]

@@ -12,7 +12,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from socle_core.auth import Principal
-from socle_core.errors import Forbidden, Problem, ServiceUnavailable
+from socle_core.errors import Forbidden, ServiceUnavailable
 from socle_core.tenant import TenantId
 from socle_identity.config import IdentitySettings
 from socle_identity.keycloak import KeycloakAdminClient
@@ -66,7 +66,3 @@ def keycloak_lifespan(settings: IdentitySettings) -> Any:
             yield
 
     return lifespan
-
-
-class IdentityProviderRefused(Problem):
-    status, slug, title = 502, "identity-provider-refused", "Le fournisseur d'identité a refusé la modification"

@@ -14,6 +14,7 @@ from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from socle_core.app import create_service_app
+from socle_reference import ReferenceCatalogue, default_catalogue
 from socle_tenancy.config import TenancySettings
 from socle_tenancy.domain.audit.controllers import AuditController
 from socle_tenancy.domain.audit.heads import HeadPublisher
@@ -23,10 +24,9 @@ from socle_tenancy.domain.isolation.controllers import IsolationReportController
 from socle_tenancy.domain.offboarding.controllers import OffboardingController, TenantImportController
 from socle_tenancy.domain.onboarding.billing import BillingClient
 from socle_tenancy.domain.onboarding.controllers import OnboardingController
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
-from socle_tenancy.domain.reference import ReferenceCatalogue, default_catalogue
 from socle_tenancy.domain.tenants.controllers import EpciController, TenantController
+from socle_tenancy.keycloak import KeycloakAdmin
 
 log = structlog.get_logger("socle.tenancy")
 

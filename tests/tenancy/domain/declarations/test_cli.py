@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from socle_tenancy.domain.reference.catalogue import MemberCommune
+from socle_reference.catalogue import MemberCommune
 from tests.support.browser import approve_device_login, visible_text
 from tests.support.keycloak_admin import create_user
 from tests.support.local_stack import describe_local_stack

@@ -17,7 +17,7 @@ import pytest
 from socle_devstack.processes import free_port
 from socle_tenancy.domain.onboarding import billing as billing_module
 from socle_tenancy.domain.onboarding.billing import BillingClient, BillingConflict, BillingError
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from socle_tenancy.keycloak import KeycloakAdmin
 from tests.support.faults import Faults
 from tests.support.fixtures import registered_commune
 

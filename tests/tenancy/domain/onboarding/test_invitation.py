@@ -19,7 +19,7 @@ import pytest
 
 from socle_devstack.mail import MailSink
 from socle_devstack.processes import free_port
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from socle_tenancy.keycloak import KeycloakAdmin
 from tests.support.browser import complete_invitation, visible_text
 from tests.support.keycloak_admin import KeycloakAdmin as RealmAdmin
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from socle_tenancy.domain.reference.catalogue import MemberCommune
+from socle_reference.catalogue import MemberCommune
 from tests.tenancy.conftest import DEMO_SIREN, assert_problem, first_admin
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from socle_billing.db.models import AccountDirectory, AccountStatus, MeteringAccount
@@ -22,10 +21,17 @@ from socle_core.audit import record as audit
 from socle_core.auth import system_tenant
 from socle_core.db import tenant_session
 from socle_core.directory import registered
-from socle_core.errors import Conflict, InvalidInput, NotFound
+from socle_core.errors import Conflict, ConstraintMessage, InvalidInput, NotFound
 from socle_core.tenant import TenantId
 
 OPENED = "billing.metering_account_opened"
+
+#: Billing's words for the constraints an opening may break (mapped by ``socle_core.errors``).
+CONSTRAINTS = {
+    "uq_metering_accounts_tenant_key": ConstraintMessage(
+        "cette clé a déjà un compte de consommation, ouvert pour un autre tenant", field="tenant_key"
+    ),
+}
 
 
 async def open_account(
@@ -38,22 +44,15 @@ async def open_account(
     existing = await session.get(MeteringAccount, tenant.uuid)
     if existing is None:
         await _require_registered(session, tenant, data)
-        try:
-            async with session.begin_nested():
-                existing = MeteringAccount(
-                    tenant_id=tenant.uuid,
-                    tenant_key=data.tenant_key,
-                    kind=data.kind,
-                    status=AccountStatus.open.value,
-                    opened_by=actor,
-                )
-                session.add(existing)
-                await session.flush()
-        except IntegrityError as exc:
-            raise Conflict(
-                f"la clé {data.tenant_key} a déjà un compte de consommation d'une autre collectivité",
-                tenant_key=data.tenant_key,
-            ) from exc
+        existing = MeteringAccount(
+            tenant_id=tenant.uuid,
+            tenant_key=data.tenant_key,
+            kind=data.kind,
+            status=AccountStatus.open.value,
+            opened_by=actor,
+        )
+        session.add(existing)
+        await session.flush()  # a key another tenant holds breaks a constraint: CONSTRAINTS says it
         await session.refresh(existing)  # its directory entry is written by a trigger (migration 0004)
         await audit(
             session,

@@ -33,12 +33,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.audit import Outcome, record
 from socle_core.errors import Conflict, InvalidInput, NotFound
-from socle_core.keycloak_admin import location_id
+from socle_core.keycloak_admin import keycloak_problems, location_id
 from socle_identity.db.models import Invitation as InvitationRow
 from socle_identity.db.models import InvitationTenant
 from socle_identity.deps import TenantAdmin
 from socle_identity.domain.members.schemas import COMMUNE_ROLES, Invitation, InvitationView, Member
-from socle_identity.domain.service_accounts.services import keycloak_problems
 from socle_identity.keycloak import KeycloakAdminClient, Organization, Organizations
 
 log = structlog.get_logger("socle.identity.members")

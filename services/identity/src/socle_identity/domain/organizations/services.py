@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.audit import record
 from socle_core.errors import NotFound
-from socle_identity.domain.service_accounts.services import keycloak_problems
+from socle_core.keycloak_admin import keycloak_problems
 from socle_identity.keycloak import KeycloakAdminClient, Organization, Organizations
 
 log = structlog.get_logger("socle.identity.organizations")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from litestar import Controller, post
 from litestar.datastructures import State
 
+from socle_core.keycloak_admin import keycloak_problems
 from socle_identity.domain.placement.schemas import PlacementReport
 from socle_identity.domain.placement.services import PlacementSync
-from socle_identity.domain.service_accounts.services import keycloak_problems
 from socle_identity.jobs import job_of, platform_caller
 
 

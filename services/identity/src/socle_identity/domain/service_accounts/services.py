@@ -11,42 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from socle_core.audit import record
-from socle_core.errors import Conflict, NotFound, ServiceUnavailable
+from socle_core.errors import Conflict, NotFound
+from socle_core.keycloak_admin import keycloak_problems
 from socle_identity.db.models import ServiceAccount
-from socle_identity.deps import IdentityProviderRefused, TenantAdmin
-from socle_identity.keycloak import (
-    IssuedSecret,
-    KeycloakAuthError,
-    KeycloakConflict,
-    KeycloakRefused,
-    KeycloakUnavailable,
-    ServiceAccountClients,
-)
+from socle_identity.deps import TenantAdmin
+from socle_identity.keycloak import IssuedSecret, ServiceAccountClients
 from socle_identity.keycloak.service_accounts import Access
 
 log = structlog.get_logger("socle.identity.service_accounts")
-
-
-@contextmanager
-def keycloak_problems() -> Iterator[None]:
-    """Keycloak's failures as the platform's problem+json errors."""
-    try:
-        yield
-    except (KeycloakUnavailable, KeycloakAuthError) as exc:
-        log.error("keycloak_failure", error=str(exc))
-        raise ServiceUnavailable("le fournisseur d'identité est indisponible : réessayez plus tard") from exc
-    except KeycloakConflict as exc:
-        raise Conflict(f"le fournisseur d'identité a refusé la modification : {exc.detail}") from exc
-    except KeycloakRefused as exc:
-        raise IdentityProviderRefused(f"le fournisseur d'identité a refusé la modification : {exc.detail}") from exc
 
 
 class ServiceAccountService:

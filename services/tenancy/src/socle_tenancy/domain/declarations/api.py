@@ -9,7 +9,6 @@ problem+json answer becomes an ``ApiError`` that says which call failed and why.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 import httpx
 
 from socle_core import login
+from socle_core.keycloak_admin import ClientCredentialsToken, KeycloakAuthError, KeycloakError
 
 DEFAULT_API = "http://127.0.0.1:8101"
 DEFAULT_CLIENT_ID = "socle-platform"
@@ -54,34 +54,25 @@ class PersonSession:
 
 @dataclass
 class ClientCredentials:
-    """A confidential client's own tokens (client credentials grant), for automation."""
+    """A confidential client's own tokens (the core's client-credentials token client), for automation."""
 
     secret: str
     client_id: str = DEFAULT_CLIENT_ID
-    _token: str | None = None
-    _expires: float = 0.0
+    _tokens: ClientCredentialsToken | None = None
 
     async def bearer(self, issuer: str, http: httpx.AsyncClient) -> str:
-        if self._token and time.monotonic() < self._expires:
-            return self._token
-        token_url = f"{issuer.rstrip('/')}/protocol/openid-connect/token"
+        if self._tokens is None:
+            self._tokens = ClientCredentialsToken(issuer, self.client_id, self.secret, http=http)
         try:
-            response = await http.post(
-                token_url,
-                data={"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.secret},
-            )
-        except httpx.HTTPError as exc:
-            raise ApiError(f"Keycloak est injoignable à {token_url} : {exc!r}") from exc
-        if response.status_code != 200:
+            return await self._tokens.get()
+        except KeycloakAuthError as exc:
             raise ApiError(
-                f"Keycloak a refusé les identifiants du client {self.client_id!r} ({response.status_code}) : "
+                f"Keycloak a refusé les identifiants du client {self.client_id!r} ({exc.status}) : "
                 "vérifiez --issuer / SOCLE_TENANTS_ISSUER et SOCLE_TENANTS_CLIENT_SECRET",
-                response.status_code,
-            )
-        body = response.json()
-        self._token = str(body["access_token"])
-        self._expires = time.monotonic() + max(int(body.get("expires_in", 60)) - 15, 5)
-        return self._token
+                exc.status,
+            ) from exc
+        except KeycloakError as exc:
+            raise ApiError(f"Keycloak est injoignable à {self._tokens.token_endpoint} : {exc.message}") from exc
 
 
 class TenancyApi:

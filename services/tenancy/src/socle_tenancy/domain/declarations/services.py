@@ -20,9 +20,9 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from socle_core.schemas import check_label
+from socle_reference import DeclarationIssue, ReferenceCatalogue, check_declaration
 from socle_tenancy.domain.declarations.api import TenancyApi
 from socle_tenancy.domain.declarations.schemas import Change, DesiredTenant, Plan
-from socle_tenancy.domain.reference import DeclarationIssue, ReferenceCatalogue, check_declaration
 
 SCHEMA_FILE = Path("tenants") / "schema" / "tenant-declaration.schema.json"
 QUOTA_FIELDS = ("max_devices", "max_readings_per_day", "storage_gb")

@@ -33,6 +33,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from socle_core.keycloak_admin import ClientCredentialsToken, KeycloakError
 from socle_tenancy.domain.isolation.probes import ProbeTenant, finding
 from socle_tenancy.domain.isolation.routes import PUBLIC_PREFIXES, RouteRule, routes
 
@@ -105,24 +106,18 @@ class ProbeIdentities:
     def __init__(self, issuer: str, client_id: str, secret: SecretStr, http: httpx.AsyncClient) -> None:
         base, _, realm = issuer.rstrip("/").rpartition("/realms/")
         self.admin_base = f"{base}/admin/realms/{realm}"
-        self.token_url = f"{issuer.rstrip('/')}/protocol/openid-connect/token"
-        self.client_id, self.secret, self.http = client_id, secret, http
+        self.issuer, self.http = issuer, http
         self.created: list[str] = []
-        self._admin_token: str | None = None
+        self._platform = ClientCredentialsToken(issuer, client_id, secret.get_secret_value(), http=http)
 
     async def _token(self, client_id: str, secret: str) -> str:
-        response = await self.http.post(
-            self.token_url, data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-        )
-        response.raise_for_status()
-        return str(response.json()["access_token"])
+        return await ClientCredentialsToken(self.issuer, client_id, secret, http=self.http).get()
 
     async def admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A call of Keycloak's admin API as the platform client (the answer is the caller's to check)."""
-        if self._admin_token is None:
-            self._admin_token = await self._token(self.client_id, self.secret.get_secret_value())
+        token = await self._platform.get()
         return await self.http.request(
-            method, f"{self.admin_base}{path}", headers={"Authorization": f"Bearer {self._admin_token}"}, **kwargs
+            method, f"{self.admin_base}{path}", headers={"Authorization": f"Bearer {token}"}, **kwargs
         )
 
     async def _checked(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -178,7 +173,7 @@ class ProbeIdentities:
         for internal in self.created:
             try:
                 response = await self.admin("DELETE", f"/clients/{internal}")
-            except httpx.HTTPError:
+            except (httpx.HTTPError, KeycloakError):
                 continue
             removed += response.is_success
         return removed
@@ -232,7 +227,7 @@ class ProbeResources:
                 self._made[key] = await self._create(kind, target, grantee)
             except Unavailable as exc:
                 self._made[key] = exc
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, KeycloakError) as exc:
                 self._made[key] = Unavailable(f"création impossible de la ressource de sonde : {exc!r}")
         made = self._made[key]
         if isinstance(made, Unavailable):
@@ -327,7 +322,7 @@ class ProbeResources:
         for what, undo in reversed(self._undo):
             try:
                 response = await undo()
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, KeycloakError) as exc:
                 left.append(f"{what} : {exc!r}")
                 continue
             if response.is_success or response.status_code == 404:

@@ -25,8 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from socle_tenancy.command import Output, UsageError, add_connection_arguments, connect
 from socle_tenancy.domain.declarations.api import ApiError, TenancyApi
-from socle_tenancy.domain.declarations.cli import Output, UsageError, add_connection_arguments, connect
 from socle_tenancy.domain.offboarding import bundle
 
 

@@ -28,11 +28,11 @@ from socle_tenancy.domain.offboarding.schemas import (
     ImportOut,
     OffboardingIn,
 )
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow
 from socle_tenancy.domain.tenants.controllers import ADMINISTERED
 from socle_tenancy.domain.tenants.schemas import TenantOut
 from socle_tenancy.domain.tenants.services import deployment_epci
+from socle_tenancy.keycloak import KeycloakAdmin
 
 
 async def _audit(session: AsyncSession, actor: Principal, tenant: Tenant, action: str, details: dict[str, Any]) -> None:

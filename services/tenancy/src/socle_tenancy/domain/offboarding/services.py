@@ -26,9 +26,9 @@ from socle_core.errors import Conflict, InvalidInput, NotFound
 from socle_tenancy.db.models import SCHEMA, AuditHead, OnboardingStep, Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.offboarding.schemas import ImportCompletionIn, ImportIn, RestoredMemberOut
 from socle_tenancy.domain.offboarding.tables import RETAINED_TABLES, TENANT_TABLES_SQL, quoted
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.services import FIRST_ADMIN
 from socle_tenancy.domain.tenants.services import change_status, deployment_epci
+from socle_tenancy.keycloak import KeycloakAdmin
 
 #: What the export keeps of each member: who they were and their commune roles, not their credentials or sessions.
 MEMBER_FIELDS = ("id", "username", "email", "firstName", "lastName", "enabled", "emailVerified", "createdTimestamp")

@@ -10,10 +10,10 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from socle_core.auth import Principal
+from socle_reference import ReferenceCatalogue
 from socle_tenancy.domain.access import epci_admin, require_epci_admin
 from socle_tenancy.domain.onboarding.schemas import OnboardingIn, OnboardingOut, StepOut
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, commune_draft, epci_draft, is_completed
-from socle_tenancy.domain.reference import ReferenceCatalogue
 from socle_tenancy.domain.tenants.schemas import TenantOut
 
 

@@ -41,12 +41,11 @@ from socle_core.audit import record as audit
 from socle_core.auth import system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, Problem
+from socle_reference import ReferenceCatalogue
 from socle_tenancy.config import TenancySettings
 from socle_tenancy.db.models import OnboardingStep, Quota, StepStatus, Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.onboarding.billing import BillingClient
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.schemas import OnboardingIn, StepOut
-from socle_tenancy.domain.reference import ReferenceCatalogue
 from socle_tenancy.domain.tenants.services import (
     change_status,
     commune_key,
@@ -54,6 +53,7 @@ from socle_tenancy.domain.tenants.services import (
     reference_commune,
     registered_epci,
 )
+from socle_tenancy.keycloak import KeycloakAdmin
 
 log = structlog.get_logger("socle.tenancy.onboarding")
 

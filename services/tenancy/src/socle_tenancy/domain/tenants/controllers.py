@@ -15,12 +15,11 @@ from socle_core import access
 from socle_core.auth import Principal
 from socle_core.inputs import MAX_INT32
 from socle_core.roles import COMMUNE_ROLES
+from socle_reference import ReferenceCatalogue
 from socle_tenancy.db.models import Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.access import REGISTRY_READERS, epci_admin, require_epci_admin
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
 from socle_tenancy.domain.onboarding.schemas import OnboardingOut, QuotasIn, StepOut
 from socle_tenancy.domain.onboarding.services import OnboardingWorkflow, is_completed
-from socle_tenancy.domain.reference import ReferenceCatalogue
 from socle_tenancy.domain.tenants import services
 from socle_tenancy.domain.tenants.deps import provide_administered_tenant
 from socle_tenancy.domain.tenants.schemas import (
@@ -33,6 +32,7 @@ from socle_tenancy.domain.tenants.schemas import (
     TenantPage,
     TenantPatchIn,
 )
+from socle_tenancy.keycloak import KeycloakAdmin
 
 #: The handlers only the EPCI's administrators may call get the path's tenant as ``tenant``.
 ADMINISTERED = {"tenant": Provide(provide_administered_tenant)}

@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from socle_core.auth import Principal, refuse_cross_tenant, system_tenant
 from socle_core.db import tenant_session
 from socle_core.errors import Conflict, InvalidInput, NotFound
+from socle_reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
+from socle_reference.codes import is_valid_insee, normalise_insee, siren_problem
 from socle_tenancy.db.models import Quota, Tenant, TenantKind, TenantStatus
 from socle_tenancy.domain.access import REGISTRY_READERS, require_epci_admin
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
-from socle_tenancy.domain.reference import Epci, MemberCommune, ReferenceCatalogue, UnknownCommune, UnknownEpci
-from socle_tenancy.domain.reference.codes import is_valid_insee, normalise_insee, siren_problem
 from socle_tenancy.domain.tenants.schemas import CandidateOut
+from socle_tenancy.keycloak import KeycloakAdmin
 
 #: Allowed lifecycle transitions; anything else is a 409 saying what is possible.
 TRANSITIONS: dict[TenantStatus, frozenset[TenantStatus]] = {

@@ -1,6 +1,6 @@
 """The official list of EPCIs and their member communes, read from the shipped extract.
 
-The extract (``tenants/reference/decoupage-administratif.json.gz``) is built by
+The extract (``data/decoupage-administratif.json.gz`` in this package) is built by
 ``refresh.py`` from the npm package ``@etalab/decoupage-administratif`` and committed, so
 onboarding works offline and every run of the platform sees the same reference.
 Only communes that belong to an EPCI à fiscalité propre are in it: those are the communes
@@ -160,7 +160,7 @@ class ReferenceCatalogue:
             raise ReferenceDataError(
                 f"{origin}: reference extract format {data.get('format')!r} is not "
                 f"{FORMAT_VERSION}; rebuild it with "
-                "`python -m socle_tenancy.domain.reference.refresh`"
+                "`python -m socle_reference.refresh`"
             )
         self.origin = origin
         self.source = _parse_source(data.get("source", {}))
@@ -373,56 +373,36 @@ def _as_extract(path: Path) -> Path:
     return path / EXTRACT_FILENAME if path.is_dir() else path
 
 
-def _ancestors() -> Iterator[Path]:
-    """Directories to search: above this module (source checkout), then above the cwd."""
-    seen: set[Path] = set()
-    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
-        for directory in (start, *start.parents):
-            if directory not in seen:
-                seen.add(directory)
-                yield directory
+#: The shipped extract, its ``SOURCE.json`` and licence: package data, so a wheel needs no configuration.
+DATA_DIR: Final = Path(__file__).resolve().parent / "data"
 
 
 def resolve_extract(path: str | os.PathLike[str] | None = None) -> Path:
-    """Where the extract is: explicit path, ``$SOCLE_REFERENCE_DATA``, packaged copy, repo.
+    """Where the extract is: explicit path, ``$SOCLE_REFERENCE_DATA``, else the packaged copy.
 
     ``path`` and the variable may name the ``.json.gz`` file or the directory holding it.
-    A copy in ``data/`` next to this module wins over the repository, so a wheel that
-    ships the extract as package data needs no configuration.
     """
     if path is not None:
         return _as_extract(Path(path))
     from_env = os.environ.get(ENV_VAR)
     if from_env:
         return _as_extract(Path(from_env))
-    packaged = Path(__file__).resolve().parent / "data" / EXTRACT_FILENAME
+    packaged = DATA_DIR / EXTRACT_FILENAME
     if packaged.is_file():
         return packaged
-    for directory in _ancestors():
-        candidate = directory / "tenants" / "reference" / EXTRACT_FILENAME
-        if candidate.is_file():
-            return candidate
     raise ReferenceDataError(
-        f"reference extract {EXTRACT_FILENAME} not found: set {ENV_VAR}, or run from the "
-        "Socle repository (tenants/reference/), or rebuild it with "
-        "`python -m socle_tenancy.domain.reference.refresh`"
+        f"reference extract {EXTRACT_FILENAME} not found: set {ENV_VAR}, or rebuild it with "
+        "`python -m socle_reference.refresh`"
     )
 
 
 def reference_dir() -> Path:
-    """The ``tenants/reference`` directory the refresh command writes to."""
+    """The directory the refresh command writes to: ``$SOCLE_REFERENCE_DATA``, else the package's ``data/``."""
     from_env = os.environ.get(ENV_VAR)
     if from_env:
         target = Path(from_env)
         return target if target.is_dir() or not target.suffix else target.parent
-    for directory in _ancestors():
-        candidate = directory / "tenants" / "reference"
-        if candidate.is_dir():
-            return candidate
-    for directory in _ancestors():
-        if (directory / "tenants").is_dir():
-            return directory / "tenants" / "reference"
-    raise ReferenceDataError(f"no tenants/ directory above {Path(__file__).parent} or {Path.cwd()}; pass --output-dir")
+    return DATA_DIR
 
 
 @functools.cache

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from socle_tenancy.domain.reference import ReferenceCatalogue
-from socle_tenancy.domain.reference import refresh as refresh_module
-from socle_tenancy.domain.reference.catalogue import EXTRACT_FILENAME, SOURCE_FILENAME
-from socle_tenancy.domain.reference.extract import (
+from socle_reference import ReferenceCatalogue
+from socle_reference import refresh as refresh_module
+from socle_reference.catalogue import EXTRACT_FILENAME, SOURCE_FILENAME
+from socle_reference.extract import (
     build_extract,
     diff_extracts,
     extract_bytes,
 )
-from socle_tenancy.domain.reference.refresh import (
+from socle_reference.refresh import (
     LICENSE_FILENAME,
     RefreshError,
     refresh,

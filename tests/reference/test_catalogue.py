@@ -14,7 +14,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from socle_tenancy.domain.reference import (
+from socle_reference import (
     ReferenceCatalogue,
     ReferenceDataError,
     UnknownCommune,
@@ -23,8 +23,8 @@ from socle_tenancy.domain.reference import (
     default_catalogue,
     resolve_extract,
 )
-from socle_tenancy.domain.reference.catalogue import ENV_VAR, EXTRACT_FILENAME
-from socle_tenancy.domain.reference.codes import (
+from socle_reference.catalogue import DATA_DIR, ENV_VAR, EXTRACT_FILENAME
+from socle_reference.codes import (
     fold,
     is_valid_insee,
     is_valid_siren,
@@ -32,8 +32,8 @@ from socle_tenancy.domain.reference.codes import (
     siren_of_siret,
 )
 
-REPO = Path(__file__).resolve().parents[4]
-REFERENCE_DIR = REPO / "tenants" / "reference"
+REPO = Path(__file__).resolve().parents[2]
+REFERENCE_DIR = DATA_DIR
 SCHEMA_PATH = REPO / "tenants" / "schema" / "tenant-declaration.schema.json"
 DEMO_DIR = REPO / "tenants" / "demo"
 DEMO_PATH = DEMO_DIR / "cc-pays-de-sommieres.json"
@@ -203,6 +203,8 @@ def test_search_by_member_commune_siren_and_limits(catalogue: ReferenceCatalogue
 
 
 def test_extract_location_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert resolve_extract() == DATA_DIR / EXTRACT_FILENAME  # the package's own data, wherever it is installed
     shutil.copy(REFERENCE_DIR / EXTRACT_FILENAME, tmp_path / EXTRACT_FILENAME)
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
     assert resolve_extract() == tmp_path / EXTRACT_FILENAME

@@ -9,7 +9,7 @@ import pytest
 
 from socle_core.errors import Conflict
 from socle_devstack.processes import free_port
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin
+from socle_tenancy.keycloak import INVITATION_NOT_SENT, KeycloakAdmin
 from tests.support.faults import Faults
 from tests.support.keycloak_admin import create_user
 
@@ -82,7 +82,7 @@ async def test_an_invitation_e_mail_that_cannot_leave_is_reported_not_raised(
         email = f"first.admin.{uuid.uuid4().hex[:8]}@example.fr"
         user = await admin.ensure_invited_user(email, realm_role="commune-admin", organization_id=str(uuid.uuid4()))
         error = await admin.send_invitation(str(user["id"]), ["UPDATE_PASSWORD"])
-        assert "execute-actions-email" in error
+        assert error == INVITATION_NOT_SENT  # Keycloak's "Failed to send execute actions email" stays in the log
         assert [call.answer for call in transport.matching()] == [500]  # Keycloak's own answer, once
         assert await admin.send_invitation(str(user["id"]), []) == ""  # nothing to do: nothing sent
         users = kc_admin.request("GET", "/users", params={"email": email, "exact": "true"}).json()

@@ -1,11 +1,12 @@
-"""The part of Keycloak's admin REST API that onboarding and offboarding need.
+"""The part of Keycloak's admin REST API that tenancy needs (onboarding, offboarding, the tenants' API).
 
 Calls go through the shared core's admin client (``socle_core.keycloak_admin``: the
 ``socle-platform`` service account's token, retries with backoff, typed errors), whose
-failures become tenancy's problems here: 503 ``identity-provider-error`` when a retry may
-succeed, 409 ``identity-provider-conflict`` when it will not. Every operation is written to be
-repeated safely: things are looked up before they are created, and "already exists" answers
-are read back rather than treated as failures.
+failures leave here as the core's problems, the same in every service (``keycloak_problem``:
+503 when Keycloak does not answer, 502 when it refuses our credentials, 409 for its
+conflicts, 422 for its other refusals). Every operation is written to be repeated safely:
+things are looked up before they are created, and "already exists" answers are read back
+rather than treated as failures.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import httpx
 import structlog
 
 from socle_core import keycloak_admin
-from socle_core.errors import Conflict, ServiceUnavailable
-from socle_core.keycloak_admin import KeycloakAdminClient, location_id
+from socle_core.errors import Conflict, Problem
+from socle_core.keycloak_admin import IdentityProviderError, KeycloakAdminClient, keycloak_problem, location_id
 from socle_tenancy.config import TenancySettings
 
 log = structlog.get_logger("socle.tenancy.keycloak")
@@ -27,20 +28,14 @@ log = structlog.get_logger("socle.tenancy.keycloak")
 CONSOLE_CLIENT_ID = "socle-console"
 
 
+#: What the caller learns when Keycloak could not send an invitation (its relay down, no SMTP).
+INVITATION_NOT_SENT = (
+    "le fournisseur d'identité n'a pas pu envoyer l'e-mail d'invitation : le compte existe, renvoyez l'invitation "
+    "plus tard"
+)
+
 #: Realm roles of platform-wide accounts, which onboarding never turns into a commune's admin.
 PLATFORM_ROLES = frozenset({"operator", "auditor", "partner", "device"})
-
-
-class KeycloakError(ServiceUnavailable):
-    """Keycloak could not be reached or refused a request; a retry may succeed."""
-
-    slug, title = "identity-provider-error", "Erreur du fournisseur d'identité"
-
-
-class KeycloakConflict(Conflict):
-    """Keycloak refuses for a reason a retry will not fix (e.g. a domain owned elsewhere, a name taken)."""
-
-    slug, title = "identity-provider-conflict", "Conflit avec le fournisseur d'identité"
 
 
 class KeycloakAdmin:
@@ -66,8 +61,9 @@ class KeycloakAdmin:
 
     def _require_secret(self) -> None:
         if not self._configured:
-            raise KeycloakError(
-                "le service des collectivités n'a pas de secret de client Keycloak : définissez "
+            log.error("keycloak_secret_missing", client_id=self._client_id)
+            raise IdentityProviderError(
+                "le service tenancy n'a pas de secret pour le fournisseur d'identité : l'exploitant doit définir "
                 f"SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET (le secret du client {self._client_id!r})"
             )
 
@@ -80,7 +76,7 @@ class KeycloakAdmin:
         try:
             return await self._client.access_token()
         except keycloak_admin.KeycloakError as exc:
-            raise KeycloakError(str(exc)) from exc
+            raise keycloak_problem(exc) from exc
 
     async def _request(
         self, method: str, path: str, *, ok: tuple[int, ...] = (), attempts: int | None = None, **kwargs: Any
@@ -88,14 +84,8 @@ class KeycloakAdmin:
         self._require_secret()
         try:
             return await self._client.request(method, path, expected=ok, attempts=attempts, **kwargs)
-        except keycloak_admin.KeycloakRefused as exc:
-            # Keycloak answered and said no (409, but also 400 for "domain already linked to another
-            # organization"): the same request will be refused again, so not a 503 to retry.
-            raise KeycloakConflict(f"Keycloak a refusé {method} {path} : {exc.detail}") from exc
         except keycloak_admin.KeycloakError as exc:
-            raise KeycloakError(
-                f"l'API d'administration de Keycloak a échoué sur {method} {path} : {exc.message}"
-            ) from exc
+            raise keycloak_problem(exc) from exc
 
     # -- organizations -----------------------------------------------------------------
 
@@ -217,9 +207,9 @@ class KeycloakAdmin:
                 json=actions,
                 attempts=1,  # Keycloak's 500 here is its mail relay failing: not worth holding onboarding up
             )
-        except KeycloakError as exc:
-            log.warning("keycloak_invitation_email_failed", user_id=user_id, error=str(exc))
-            return str(exc)
+        except Problem as exc:  # Keycloak's own words are in the log (keycloak_failure)
+            log.warning("keycloak_invitation_email_failed", user_id=user_id, error=exc.detail)
+            return INVITATION_NOT_SENT
         return ""
 
     # -- users -------------------------------------------------------------------------

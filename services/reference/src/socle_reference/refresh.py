@@ -1,6 +1,6 @@
-"""Rebuild ``tenants/reference/`` from a published ``@etalab/decoupage-administratif``.
+"""Rebuild the package's ``data/`` from a published ``@etalab/decoupage-administratif``.
 
-    python -m socle_tenancy.domain.reference.refresh [--version X] [--dry-run]
+    python -m socle_reference.refresh [--version X] [--dry-run]
 
 Runs once a year, when DGCL and INSEE publish the new EPCI perimeters and populations:
 it fetches the package with ``npm pack`` (the registry's integrity hash comes with it),
@@ -297,13 +297,13 @@ def refresh(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m socle_tenancy.domain.reference.refresh",
-        description=f"Rebuild tenants/reference/ from the npm package {PACKAGE}.",
+        prog="python -m socle_reference.refresh",
+        description=f"Rebuild the reference extract (socle_reference/data/) from the npm package {PACKAGE}.",
     )
     parser.add_argument("--version", default="latest", help="package version (default: latest)")
     parser.add_argument("--dry-run", action="store_true", help="report, write nothing")
     parser.add_argument("--tarball", type=Path, help="use this already downloaded .tgz instead of npm pack")
-    parser.add_argument("--output-dir", type=Path, help="where to write (default: the repo's tenants/reference)")
+    parser.add_argument("--output-dir", type=Path, help="where to write (default: the package's data/)")
     parser.add_argument(
         "--allow-issues",
         action="store_true",

@@ -1,4 +1,4 @@
-"""Tenancy's Keycloak adapter and its error mapping, against the session's real Keycloak.
+"""Tenancy's Keycloak adapter and its errors (the core's one mapping), against the session's real Keycloak.
 
 Refusals are the real Keycloak's: a wrong client secret is its 401, a second organization of
 an existing name and a second membership are its 409s, a domain owned by another organization
@@ -15,8 +15,14 @@ from contextlib import aclosing
 import httpx
 import pytest
 
+from socle_core.keycloak_admin import (
+    IdentityProviderConflict,
+    IdentityProviderError,
+    IdentityProviderRefused,
+    IdentityProviderUnavailable,
+)
 from socle_devstack.processes import free_port
-from socle_tenancy.domain.onboarding.keycloak import KeycloakAdmin, KeycloakConflict, KeycloakError
+from socle_tenancy.keycloak import KeycloakAdmin
 from tests.support.faults import Faults
 from tests.support.keycloak_admin import create_user
 
@@ -30,43 +36,53 @@ def _alias() -> str:
 async def test_a_missing_secret_says_which_setting_to_set(tenancy_settings) -> None:
     transport = Faults()
     async with aclosing(KeycloakAdmin(tenancy_settings(keycloak_client_secret=None), transport=transport)) as admin:
-        with pytest.raises(KeycloakError, match="SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET"):
+        with pytest.raises(IdentityProviderError, match="SOCLE_TENANCY_KEYCLOAK_CLIENT_SECRET") as caught:
             await admin.find_organization(str(uuid.uuid4()))
+    assert caught.value.status == 502
     assert transport.calls == []  # said before asking Keycloak anything
 
 
-async def test_refused_client_credentials_are_a_503_naming_the_settings(tenancy_settings) -> None:
+async def test_refused_client_credentials_are_a_502_naming_the_settings_in_the_log_only(tenancy_settings) -> None:
+    """Our own credentials refused: not the caller's fault nor a passing failure; the hint is for the operator."""
     async with aclosing(KeycloakAdmin(tenancy_settings(keycloak_client_secret="not-the-secret"))) as admin:
-        with pytest.raises(KeycloakError, match=r"401.*KEYCLOAK_CLIENT_SECRET") as caught:
+        with pytest.raises(IdentityProviderError) as caught:
             await admin.find_organization(str(uuid.uuid4()))
-        assert caught.value.status == 503
+    assert caught.value.status == 502
+    assert caught.value.detail.startswith("le fournisseur d'identité refuse les identifiants de la plateforme")
+    assert "KEYCLOAK_CLIENT_SECRET" not in caught.value.detail
+    assert "401" in str(caught.value.__cause__)
+    assert "KEYCLOAK_CLIENT_SECRET" in str(caught.value.__cause__)
 
 
-async def test_a_keycloak_409_is_a_conflict_with_its_message(tenancy_settings) -> None:
+async def test_a_keycloak_409_is_a_conflict_its_message_kept_for_the_log(tenancy_settings) -> None:
     async with aclosing(KeycloakAdmin(tenancy_settings())) as admin:
         name = f"Saint-Martin {uuid.uuid4().hex[:8]}"  # two communes of one name: Keycloak keeps names unique
         await admin.ensure_organization(
             tenant_id=str(uuid.uuid4()), alias=_alias(), name=name, domains=[], description="d"
         )
-        with pytest.raises(KeycloakConflict, match="same name") as caught:
+        with pytest.raises(IdentityProviderConflict) as caught:
             await admin.ensure_organization(
                 tenant_id=str(uuid.uuid4()), alias=_alias(), name=name, domains=[], description="d"
             )
-        assert caught.value.status == 409
+    assert caught.value.status == 409
+    assert "same name" in caught.value.__cause__.detail
+    assert "same name" not in caught.value.detail
 
 
-async def test_a_domain_owned_by_another_organization_is_a_conflict_not_a_retry(tenancy_settings) -> None:
-    """Keycloak answers 400 here, not 409: still a refusal a retry will not change (409, not 503)."""
+async def test_a_domain_owned_by_another_organization_is_a_422_not_a_retry(tenancy_settings) -> None:
+    """Keycloak answers 400 here: a refusal a retry will not change (422, not 503), Keycloak's words not shown."""
     async with aclosing(KeycloakAdmin(tenancy_settings())) as admin:
         domain = f"mairie-{uuid.uuid4().hex[:8]}.fr"
         await admin.ensure_organization(
             tenant_id=str(uuid.uuid4()), alias=_alias(), name=_alias(), domains=[domain], description="d"
         )
-        with pytest.raises(KeycloakConflict, match=f"{domain} is already linked to another organization") as caught:
+        with pytest.raises(IdentityProviderRefused) as caught:
             await admin.ensure_organization(
                 tenant_id=str(uuid.uuid4()), alias=_alias(), name=_alias(), domains=[domain], description="d"
             )
-        assert caught.value.status == 409
+    assert (caught.value.status, caught.value.slug) == (422, "identity-provider-refused")
+    assert f"{domain} is already linked to another organization" in caught.value.__cause__.detail
+    assert domain not in caught.value.detail
 
 
 async def test_an_existing_organization_is_reused_not_recreated(tenancy_settings, kc_admin) -> None:
@@ -110,9 +126,11 @@ async def test_network_errors_are_a_503(tenancy_settings) -> None:
         f"http://127.0.0.1:{free_port()}/admin/realms/socle"  # the token is real, the admin API refuses connections
     )
     async with aclosing(KeycloakAdmin(tenancy_settings(keycloak_admin_url=closed))) as admin:
-        with pytest.raises(KeycloakError, match="after 3 attempts: ConnectError") as caught:
+        with pytest.raises(IdentityProviderUnavailable) as caught:
             await admin.find_organization(str(uuid.uuid4()))
-        assert caught.value.status == 503
+    assert caught.value.status == 503
+    assert caught.value.headers["Retry-After"]
+    assert "après 3 tentatives : ConnectError" in str(caught.value.__cause__)
 
 
 async def test_a_passing_network_failure_is_retried_by_the_core_client(tenancy_settings) -> None:

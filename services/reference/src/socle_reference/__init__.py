@@ -1,6 +1,7 @@
 """Official reference of EPCIs and member communes (``@etalab/decoupage-administratif``).
 
-Pure standard library, so any service (tenancy, billing, console) can use it.
+Pure standard library and a package of its own, so any service (tenancy, billing, console)
+reads the same official figures without importing another service.
 """
 
 from .catalogue import (
