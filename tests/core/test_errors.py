@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from socle_core import access
 from socle_core.app import create_service_app
 from socle_core.errors import ConstraintMessage
 from socle_core.provisioning import ServiceRoles
@@ -67,9 +68,13 @@ def scratch(database, credentials):
         yield url
 
 
+#: The probe routes need no token: what is tested is how a constraint violation is answered.
+PROBE = access.public("constraint violations as problems")
+
+
 @pytest.fixture
 async def client(clean_socle_env, scratch):
-    @post("/probe/sites")
+    @post("/probe/sites", access=PROBE)
     async def create_site(data: JSONBody[SiteIn], db_session: NamedDependency[AsyncSession]) -> dict[str, str]:
         site_id = uuid.uuid4()
         await db_session.execute(
@@ -77,7 +82,7 @@ async def client(clean_socle_env, scratch):
         )
         return {"id": str(site_id)}
 
-    @post("/probe/gauges")
+    @post("/probe/gauges", access=PROBE)
     async def create_gauge(data: JSONBody[GaugeIn], db_session: NamedDependency[AsyncSession]) -> dict[str, str]:
         await db_session.execute(
             text(
@@ -88,7 +93,7 @@ async def client(clean_socle_env, scratch):
         )
         return {"label": str(data.label)}
 
-    @post("/probe/sites/{site_id:uuid}/removal")
+    @post("/probe/sites/{site_id:uuid}/removal", access=PROBE)
     async def remove_site(site_id: FromPath[uuid.UUID], db_session: NamedDependency[AsyncSession]) -> None:
         await db_session.execute(text("DELETE FROM ingestion.probe_sites WHERE id = :id"), {"id": site_id})
 
@@ -103,7 +108,6 @@ async def client(clean_socle_env, scratch):
         [create_site, create_gauge, remove_site],
         title="probe",
         description="probe",
-        public_paths=r"^/(health/|probe/)",
         constraints={
             "ck_probe_gauges_depth_positive": ConstraintMessage("la profondeur doit être positive", field="depth")
         },
