@@ -48,9 +48,9 @@ EXEMPT = {
 #: What some commands must print (or write), beyond exiting 0.
 EXPECTED = {
     "make help": "tenants-apply",
-    "make tenants-apply FILE=tenants/demo/cc-pays-de-sommieres.json ARGS=--dry-run": "Nothing to do",
-    "make tenants-offboard TENANT=commune-30352 EXPORT_DIR=exports/": "nothing was deleted",
-    "make tenants-offboard TENANT=commune-30352 EXPORT_DIR=exports/ CONFIRM=1": "proof for commune-30352",
+    "make tenants-apply FILE=tenants/demo/cc-pays-de-sommieres.json ARGS=--dry-run": "Rien à faire",
+    "make tenants-offboard TENANT=commune-30352 EXPORT_DIR=exports/": "rien n'a été supprimé",
+    "make tenants-offboard TENANT=commune-30352 EXPORT_DIR=exports/ CONFIRM=1": "preuve pour commune-30352",
     "make isolation-report JSON=report.json HTML=report.html": "verdict : pass (RÉUSSI) — 0 violation(s)",
     "make audit-verify": "intact:",
 }

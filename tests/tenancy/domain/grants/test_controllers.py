@@ -88,6 +88,10 @@ async def parties(engines, kc_admin, demo_epci) -> dict[str, Party]:
     }
 
 
+#: The readings of one device (readings name their series, the series its device).
+OF_DEVICE = "series_id IN (SELECT id FROM timeseries.series WHERE device_id = :d)"
+
+
 async def _in(engine: AsyncEngine, tenant: uuid.UUID, sql: str, **params: Any) -> Any:
     """Run one statement as a service's application role in a tenant's context; return its result rows or count."""
     async with engine.begin() as connection:
@@ -111,14 +115,22 @@ async def devices_of_a(engines, parties) -> tuple[uuid.UUID, uuid.UUID]:
             d=device,
             e=f"eui-{device.hex[:12]}",
         )
+        [(series,)] = await _in(
+            engines["timeseries"],
+            a,
+            "INSERT INTO timeseries.series (tenant_id, device_id, metric, unit) "
+            "VALUES (:t, :d, 'level_cm', 'cm') RETURNING id",
+            t=a,
+            d=device,
+        )
         for minute in range(3):
             await _in(
                 engines["timeseries"],
                 a,
-                "INSERT INTO timeseries.readings (tenant_id, device_id, metric, time, value) "
-                "VALUES (:t, :d, 'level_cm', now() - make_interval(mins => :m), :v)",
+                "INSERT INTO timeseries.readings (tenant_id, series_id, time, value) "
+                "VALUES (:t, :s, now() - make_interval(mins => :m), :v)",
                 t=a,
-                d=device,
+                s=series,
                 m=minute,
                 v=10.0 + minute,
             )
@@ -144,7 +156,12 @@ async def _grant(
 
 
 async def _readings_seen(engines, tenant: uuid.UUID) -> set[tuple[uuid.UUID, float]]:
-    rows = await _in(engines["timeseries"], tenant, "SELECT device_id, value FROM timeseries.readings")
+    rows = await _in(
+        engines["timeseries"],
+        tenant,
+        "SELECT s.device_id, r.value FROM timeseries.readings r "
+        "JOIN timeseries.series s ON s.tenant_id = r.tenant_id AND s.id = r.series_id",
+    )
     return {(r.device_id, r.value) for r in rows}
 
 
@@ -176,11 +193,9 @@ async def test_the_epci_reads_exactly_the_shared_readings_until_revoked(
     assert seen == {(shared, 10.0), (shared, 11.0), (shared, 12.0)}
     # Read, never write: the shared rows are out of reach of UPDATE and DELETE.
     updated = await _in(
-        engines["timeseries"], epci.id, "UPDATE timeseries.readings SET value = 0 WHERE device_id = :d", d=shared
+        engines["timeseries"], epci.id, f"UPDATE timeseries.readings SET value = 0 WHERE {OF_DEVICE}", d=shared
     )
-    deleted = await _in(
-        engines["timeseries"], epci.id, "DELETE FROM timeseries.readings WHERE device_id = :d", d=shared
-    )
+    deleted = await _in(engines["timeseries"], epci.id, f"DELETE FROM timeseries.readings WHERE {OF_DEVICE}", d=shared)
     assert (updated, deleted) == (0, 0)
     assert await _readings_seen(engines, a.id) >= {(shared, 10.0), (shared, 11.0), (shared, 12.0)}
     # Readings were shared, not the device registry.

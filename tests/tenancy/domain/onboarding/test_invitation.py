@@ -55,9 +55,10 @@ async def test_the_invitation_says_who_invites_to_what_and_ends_at_the_console(
     tenancy_settings, kc_admin: RealmAdmin, mail_folder: Path
 ) -> None:
     alias = f"commune-{uuid.uuid4().hex[:8]}"
-    created = kc_admin.request(
-        "POST", "/organizations", json={"alias": alias, "name": "Saint-Clément (30244)", "enabled": True}
-    )
+    # Not a commune of the demo EPCI: organization names are unique in the realm, and the onboarding
+    # tests give a commune's organization its own name.
+    name = f"Saint-Clément-lès-Essais ({alias[-5:]})"
+    created = kc_admin.request("POST", "/organizations", json={"alias": alias, "name": name, "enabled": True})
     organization_id = created.headers["Location"].rsplit("/", 1)[-1]
     email = f"dgs-{alias}@example.fr"
     actions = ["VERIFY_EMAIL", "UPDATE_PASSWORD", "CONFIGURE_TOTP"]
@@ -76,13 +77,13 @@ async def test_the_invitation_says_who_invites_to_what_and_ends_at_the_console(
     message = BytesParser(policy=policy.default).parsebytes(_mail_to(mail_folder, email))
     assert message["Subject"] == "Votre accès à Socle, la plateforme de données du territoire"
     text = message.get_body(preferencelist=("plain",)).get_content()
-    assert text.startswith("Saint-Clément (30244) vous invite sur Socle.")
+    assert text.startswith(f"{name} vous invite sur Socle.")
     assert "Socle est la plateforme de données que l'intercommunalité partage avec ses communes" in text
     assert f"Votre identifiant : {email}" in text
     assert "Mise à jour du mot de passe, Configurer un OTP" in text
     assert "console Socle" in text
     page_html = message.get_body(preferencelist=("html",)).get_content()
-    assert "<strong>Saint-Clément (30244) vous invite sur Socle.</strong>" in page_html
+    assert f"<strong>{name} vous invite sur Socle.</strong>" in page_html
     (link,) = re.findall(r"http://\S+/login-actions/action-token\?key=[\w.-]+", text)
     assert f'<a href="{link}">Activer mon compte Socle</a>' in page_html
 
