@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := uv
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: help install up down test lint format test-only fuzz bench-up helm-lint helm-generate clean login tenants-apply \
+.PHONY: help install up down test lint format test-only fuzz bench-up bench-store helm-lint helm-generate clean login tenants-apply \
 	tenants-offboard isolation-report audit-verify
 
 help: ## List every target with what it does
@@ -63,6 +63,9 @@ fuzz: install ## schemathesis on every service's OpenAPI with every role: no 5xx
 
 bench-up: install ## Benchmark: time for `make up` to reach ready (cold and warm) against the 90 s target
 	@$(UV) run --frozen python tests/bench/bench_up.py
+
+bench-store: install ## Benchmark: store_readings under forced RLS against raw COPY without RLS, same run
+	@$(UV) run --frozen python tests/bench/bench_store.py
 
 helm-lint: ## Lint the Helm chart with every ci/*-values.yaml (installs the pinned Helm)
 	@helm="$$(infra/scripts/install-helm.sh | tail -n 1)" && for f in helm/socle/ci/*-values.yaml; do "$$helm" lint --strict helm/socle --values "$$f" || exit 1; done

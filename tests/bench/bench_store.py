@@ -1,6 +1,6 @@
 """Rows/s of ``store_readings`` under forced RLS against raw asyncpg COPY without RLS, in the same run.
 
-Run: ``uv run python tests/bench/bench_store.py [--batches N] [--rounds R]``. A scratch
+Run: ``make bench-store`` (or ``uv run python tests/bench/bench_store.py [--batches N] [--rounds R]``). A scratch
 PostgreSQL is started on a free port (the test suite's way: provisioned, every migration
 applied). Both sides write batches of 1,000 readings of 100 series, one transaction and one
 commit per batch, on one connection each, alternating round by round so that a noisy
