@@ -10,6 +10,7 @@ from typing import Any
 from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from pydantic import SecretStr
 
 from socle_core.auth import Principal
 from socle_core.errors import Forbidden, ServiceUnavailable
@@ -46,6 +47,19 @@ def provide_keycloak(state: State) -> KeycloakAdminClient:
     return client
 
 
+def keycloak_client(settings: IdentitySettings, secret: SecretStr) -> KeycloakAdminClient:
+    """The platform client's admin client, as the service and its worker both open it."""
+    return KeycloakAdminClient(
+        settings.effective_keycloak_url,
+        settings.effective_keycloak_realm,
+        settings.keycloak_client_id,
+        secret.get_secret_value(),
+        timeout_seconds=settings.keycloak_timeout_seconds,
+        max_attempts=settings.keycloak_max_attempts,
+        backoff_seconds=settings.keycloak_backoff_seconds,
+    )
+
+
 def keycloak_lifespan(settings: IdentitySettings) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -53,15 +67,7 @@ def keycloak_lifespan(settings: IdentitySettings) -> Any:
             app.state.keycloak = None
             yield
             return
-        async with KeycloakAdminClient(
-            settings.effective_keycloak_url,
-            settings.effective_keycloak_realm,
-            settings.keycloak_client_id,
-            settings.keycloak_client_secret.get_secret_value(),
-            timeout_seconds=settings.keycloak_timeout_seconds,
-            max_attempts=settings.keycloak_max_attempts,
-            backoff_seconds=settings.keycloak_backoff_seconds,
-        ) as client:
+        async with keycloak_client(settings, settings.keycloak_client_secret) as client:
             app.state.keycloak = client
             yield
 

@@ -15,8 +15,8 @@ from socle_core.jobs import JobRunner
 from socle_core.logging import configure_logging
 from socle_core.worker import serve
 from socle_identity.config import IdentitySettings
+from socle_identity.deps import keycloak_client
 from socle_identity.jobs import LOCKS, build_jobs, schedule
-from socle_identity.keycloak import KeycloakAdminClient
 
 
 async def main(settings: IdentitySettings) -> None:
@@ -24,15 +24,7 @@ async def main(settings: IdentitySettings) -> None:
         raise SystemExit("the identity worker needs Keycloak access: set SOCLE_IDENTITY_KEYCLOAK_CLIENT_SECRET")
     engine = create_engine(settings)
     try:
-        async with KeycloakAdminClient(
-            settings.effective_keycloak_url,
-            settings.effective_keycloak_realm,
-            settings.keycloak_client_id,
-            settings.keycloak_client_secret.get_secret_value(),
-            timeout_seconds=settings.keycloak_timeout_seconds,
-            max_attempts=settings.keycloak_max_attempts,
-            backoff_seconds=settings.keycloak_backoff_seconds,
-        ) as keycloak:
+        async with keycloak_client(settings, settings.keycloak_client_secret) as keycloak:
             jobs = schedule(settings, build_jobs(settings, keycloak, create_session_maker(engine)))
             runner = JobRunner(engine, jobs, standby_seconds=settings.jobs_standby_seconds, application_name=LOCKS)
             await serve(runner.run, name="identity")
